@@ -1,0 +1,56 @@
+//! Commands: what a principal asks the engine to do, decoded from any dialect's frames.
+
+use crate::ids::*;
+use crate::limits::Bucket;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    SendMessage {
+        conversation_id: ConversationId,
+        content: String,
+        client_message_id: Option<String>,
+        private: bool,
+    },
+    SetTyping {
+        conversation_id: ConversationId,
+        is_typing: bool,
+    },
+    MarkRead {
+        conversation_id: ConversationId,
+        seq: Seq,
+    },
+    RecordIframeEvent {
+        conversation_id: ConversationId,
+        event: String,
+        selector: Option<String>,
+        url: Option<String>,
+    },
+}
+
+impl Command {
+    /// The rate-limit buckets this command draws from, besides the all-events bucket.
+    pub fn bucket(&self) -> Option<Bucket> {
+        match self {
+            Command::SendMessage { .. } => Some(Bucket::Messages),
+            Command::SetTyping { .. } => Some(Bucket::Typing),
+            Command::MarkRead { .. } | Command::RecordIframeEvent { .. } => None,
+        }
+    }
+
+    pub fn conversation_id(&self) -> ConversationId {
+        match self {
+            Command::SendMessage {
+                conversation_id, ..
+            }
+            | Command::SetTyping {
+                conversation_id, ..
+            }
+            | Command::MarkRead {
+                conversation_id, ..
+            }
+            | Command::RecordIframeEvent {
+                conversation_id, ..
+            } => *conversation_id,
+        }
+    }
+}

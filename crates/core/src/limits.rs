@@ -1,0 +1,108 @@
+//! Rate-limit rules (`spec/model.md`): how many events of each kind a principal may send, per
+//! role. The engine enforces them; the numbers and who gets which live here.
+
+use crate::principal::Principal;
+use serde::{Deserialize, Serialize};
+
+/// A rate: `count` events per `period_ms`, with bursts up to `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    pub count: u32,
+    pub period_ms: u64,
+}
+
+impl Rate {
+    pub const fn per_minute(count: u32) -> Rate {
+        Rate {
+            count,
+            period_ms: 60_000,
+        }
+    }
+
+    pub const fn per_second(count: u32) -> Rate {
+        Rate {
+            count,
+            period_ms: 1_000,
+        }
+    }
+}
+
+/// The kinds of events limited separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    Messages,
+    Typing,
+    /// Every event counts here, whatever its kind.
+    All,
+}
+
+/// One role's limits. `None` means unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleLimits {
+    pub messages: Option<Rate>,
+    pub typing: Option<Rate>,
+    pub all: Option<Rate>,
+}
+
+impl RoleLimits {
+    pub fn rate(&self, bucket: Bucket) -> Option<Rate> {
+        match bucket {
+            Bucket::Messages => self.messages,
+            Bucket::Typing => self.typing,
+            Bucket::All => self.all,
+        }
+    }
+
+    pub const UNLIMITED: RoleLimits = RoleLimits {
+        messages: None,
+        typing: None,
+        all: None,
+    };
+}
+
+/// The limits for every role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateRules {
+    pub visitor: RoleLimits,
+    pub agent: RoleLimits,
+    pub integration: RoleLimits,
+}
+
+impl Default for RateRules {
+    fn default() -> Self {
+        RateRules {
+            visitor: RoleLimits {
+                messages: Some(Rate::per_minute(10)),
+                typing: Some(Rate::per_second(3)),
+                all: Some(Rate::per_minute(50)),
+            },
+            agent: RoleLimits {
+                messages: Some(Rate::per_minute(60)),
+                typing: Some(Rate::per_second(10)),
+                all: Some(Rate::per_minute(600)),
+            },
+            integration: RoleLimits {
+                messages: None,
+                typing: None,
+                all: Some(Rate::per_minute(6_000)),
+            },
+        }
+    }
+}
+
+impl RateRules {
+    /// No limits at all (benchmarks, tests of other things).
+    pub const UNLIMITED: RateRules = RateRules {
+        visitor: RoleLimits::UNLIMITED,
+        agent: RoleLimits::UNLIMITED,
+        integration: RoleLimits::UNLIMITED,
+    };
+
+    pub fn for_principal(&self, principal: &Principal) -> &RoleLimits {
+        match principal {
+            Principal::Contact { .. } | Principal::SessionVisitor { .. } => &self.visitor,
+            Principal::Agent { .. } => &self.agent,
+            Principal::Integration { .. } | Principal::Publishable { .. } => &self.integration,
+        }
+    }
+}

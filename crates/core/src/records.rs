@@ -1,0 +1,392 @@
+//! The records of the domain (see `spec/model.md`): accounts, agents, bots, inboxes, contacts,
+//! conversations, messages and demo sessions.
+
+use crate::bot::BotKind;
+use crate::ids::*;
+use crate::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+/// A tenant. Its keys are stored only as hashes, so the record never carries them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub created_at: UnixMillis,
+}
+
+/// Which of an account's two keys a bearer presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountKeyKind {
+    /// The secret API key: full administration and integration rights.
+    Api,
+    /// The publishable key: safe to embed in a web page; may only start demo sessions.
+    Publishable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Hash)]
+pub enum AgentRole {
+    Agent,
+    Administrator,
+}
+
+impl AgentRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentRole::Agent => "agent",
+            AgentRole::Administrator => "administrator",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AgentRole> {
+        match text {
+            "agent" => Some(AgentRole::Agent),
+            "administrator" => Some(AgentRole::Administrator),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Availability {
+    Online,
+    Busy,
+    Offline,
+}
+
+impl Availability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Availability::Online => "online",
+            Availability::Busy => "busy",
+            Availability::Offline => "offline",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Availability> {
+        match text {
+            "online" => Some(Availability::Online),
+            "busy" => Some(Availability::Busy),
+            "offline" => Some(Availability::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// A human in the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub email: String,
+    pub role: AgentRole,
+    pub availability: Availability,
+    pub created_at: UnixMillis,
+}
+
+/// A bot agent: answers visitors automatically.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bot {
+    pub id: BotId,
+    pub account_id: AccountId,
+    /// The name sessions refer to it by (`agentId` in the native dialect), unique per account.
+    pub name: String,
+    pub kind: BotKind,
+}
+
+/// One website widget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbox {
+    pub id: InboxId,
+    pub account_id: AccountId,
+    pub name: String,
+    /// The public identifier a widget is configured with.
+    pub identifier: String,
+    pub bot_id: Option<BotId>,
+}
+
+/// A visitor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactDetails {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone_number: Option<String>,
+    pub identifier: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub account_id: AccountId,
+    pub details: ContactDetails,
+    pub created_at: UnixMillis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConversationStatus {
+    Open,
+    Pending,
+    Snoozed,
+    Resolved,
+}
+
+impl ConversationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Pending => "pending",
+            ConversationStatus::Snoozed => "snoozed",
+            ConversationStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConversationStatus> {
+        match text {
+            "open" => Some(ConversationStatus::Open),
+            "pending" => Some(ConversationStatus::Pending),
+            "snoozed" => Some(ConversationStatus::Snoozed),
+            "resolved" => Some(ConversationStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub account_id: AccountId,
+    pub inbox_id: InboxId,
+    pub contact_id: ContactId,
+    pub assignee_id: Option<AgentId>,
+    pub status: ConversationStatus,
+    /// The seq of the newest message; 0 while there is none.
+    pub last_seq: Seq,
+    /// The highest seq the contact has marked read.
+    pub contact_last_read_seq: Seq,
+    /// The highest seq an agent has marked read.
+    pub agent_last_read_seq: Seq,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+/// Who wrote a message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Sender {
+    Contact(ContactId),
+    Agent(AgentId),
+    Bot { id: BotId, name: String },
+    /// The account's integration (a back end using the API key).
+    Integration(AccountId),
+    System,
+}
+
+impl Sender {
+    /// The sender's kind as stored and as spelled in `model.md`.
+    pub fn kind_str(&self) -> &'static str {
+        match self {
+            Sender::Contact(_) => "contact",
+            Sender::Agent(_) => "user",
+            Sender::Bot { .. } => "bot",
+            Sender::Integration(_) => "integration",
+            Sender::System => "system",
+        }
+    }
+
+    /// The sender's numeric id (0 for the system).
+    pub fn id_number(&self) -> i64 {
+        match self {
+            Sender::Contact(id) => id.0,
+            Sender::Agent(id) => id.0,
+            Sender::Bot { id, .. } => id.0,
+            Sender::Integration(id) => id.0,
+            Sender::System => 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageType {
+    Incoming = 0,
+    Outgoing = 1,
+    Activity = 2,
+    Template = 3,
+}
+
+impl MessageType {
+    pub fn from_number(number: i64) -> Option<MessageType> {
+        match number {
+            0 => Some(MessageType::Incoming),
+            1 => Some(MessageType::Outgoing),
+            2 => Some(MessageType::Activity),
+            3 => Some(MessageType::Template),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContentType {
+    Text,
+    File,
+    InputSelect,
+    Cards,
+    Form,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Text => "text",
+            ContentType::File => "file",
+            ContentType::InputSelect => "input_select",
+            ContentType::Cards => "cards",
+            ContentType::Form => "form",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ContentType> {
+        match text {
+            "text" => Some(ContentType::Text),
+            "file" => Some(ContentType::File),
+            "input_select" => Some(ContentType::InputSelect),
+            "cards" => Some(ContentType::Cards),
+            "form" => Some(ContentType::Form),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageStatus {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MessageStatus> {
+        match text {
+            "sent" => Some(MessageStatus::Sent),
+            "delivered" => Some(MessageStatus::Delivered),
+            "read" => Some(MessageStatus::Read),
+            "failed" => Some(MessageStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What a bot (or a rich message) carries beyond its text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageAttributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iframe_commands: Vec<IframeCommand>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_form: Option<LeadForm>,
+}
+
+impl MessageAttributes {
+    pub fn is_empty(&self) -> bool {
+        self == &MessageAttributes::default()
+    }
+}
+
+/// One step a bot asks the demo page's iframe to perform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IframeCommand {
+    Navigate { url: String },
+    Click { selector: String },
+    Type { selector: String, text: String },
+    Highlight { selector: String },
+    Scroll { selector: String },
+    Wait { selector: String, timeout_ms: Option<u64> },
+    Select { selector: String, value: String },
+}
+
+/// A lead capture form a bot asks the widget to show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadForm {
+    pub fields: Vec<String>,
+    pub cta_text: String,
+    pub cta_url: String,
+}
+
+/// A stored message. `seq` starts at 1 in each conversation and grows by exactly 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub account_id: AccountId,
+    pub conversation_id: ConversationId,
+    pub seq: Seq,
+    pub sender: Sender,
+    pub message_type: MessageType,
+    pub content_type: ContentType,
+    pub content: String,
+    pub attributes: MessageAttributes,
+    pub private: bool,
+    pub status: MessageStatus,
+    pub client_message_id: Option<String>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+/// A message before the store has given it an id and a seq.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMessage {
+    pub account_id: AccountId,
+    pub conversation_id: ConversationId,
+    pub sender: Sender,
+    pub message_type: MessageType,
+    pub content_type: ContentType,
+    pub content: String,
+    pub attributes: MessageAttributes,
+    pub private: bool,
+    pub client_message_id: Option<String>,
+    pub created_at: UnixMillis,
+}
+
+/// A live demo session: a visitor talking with a bot in one conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub account_id: AccountId,
+    pub bot_id: BotId,
+    pub contact_id: ContactId,
+    pub conversation_id: ConversationId,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub ended_at: Option<UnixMillis>,
+}
+
+impl Session {
+    /// Whether the session can no longer be used: ended, or past its expiry.
+    pub fn is_over(&self, now: UnixMillis) -> bool {
+        self.ended_at.is_some() || now >= self.expires_at
+    }
+}
+
+/// An event reported by the demo page's iframe, kept for analytics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IframeEvent {
+    pub account_id: AccountId,
+    pub session_id: SessionId,
+    pub conversation_id: ConversationId,
+    pub event: String,
+    pub selector: Option<String>,
+    pub url: Option<String>,
+    pub created_at: UnixMillis,
+}

@@ -1,0 +1,454 @@
+//! The store conformance suite: one set of checks every [`Store`] backend must pass.
+//!
+//! A backend's test file calls [`conformance_tests!`](crate::conformance_tests) with an async
+//! expression that builds a fresh, empty [`Fixture`]; each check becomes its own test. A
+//! backend whose server is missing makes these tests fail, never skip.
+
+use crate::*;
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use switchboard_core::bot::{BotReply, ScriptedRules};
+
+/// A fresh, empty store and whatever must live as long as it (a temporary directory, a
+/// database to drop).
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// Generates one `#[tokio::test]` per conformance check for the backend built by `$make`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            seq_starts_at_one_without_gaps,
+            seq_is_gapless_under_concurrent_writers,
+            repeated_client_message_id_returns_the_original,
+            failed_append_leaves_no_trace,
+            messages_after_pages_in_seq_order,
+            sessions_start_and_end,
+            keys_resolve_to_their_account_and_kind,
+            bots_are_unique_per_account_and_can_be_deleted,
+            read_positions_only_move_forward,
+            settings_keep_the_first_value,
+            message_attributes_round_trip,
+            iframe_events_are_kept,
+        );
+    };
+    (@each $make:expr; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let fixture: $crate::conformance::Fixture = $make.await;
+            $crate::conformance::$check(&fixture.store).await;
+        }
+    )*};
+}
+
+const NOW: UnixMillis = 1_700_000_000_000;
+
+/// An account with an inbox, a scripted bot and one demo session.
+pub struct World {
+    pub account: Account,
+    pub inbox: Inbox,
+    pub bot: Bot,
+    pub session: Session,
+}
+
+static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn unique(prefix: &str) -> String {
+    let n = UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+pub async fn world(store: &Arc<dyn Store>) -> World {
+    let account = store
+        .create_account("Acme", &unique("api"), &unique("pub"), NOW)
+        .await
+        .unwrap();
+    let bot = store
+        .create_bot(
+            account.id,
+            "demo",
+            &BotKind::Scripted(ScriptedRules::default()),
+        )
+        .await
+        .unwrap();
+    let inbox = store
+        .create_inbox(account.id, "Website", &unique("inbox"), Some(bot.id))
+        .await
+        .unwrap();
+    let session = store
+        .start_session(NewSession {
+            id: SessionId(unique("sess")),
+            account_id: account.id,
+            inbox_id: inbox.id,
+            bot_id: bot.id,
+            visitor: ContactDetails {
+                name: Some("Ada".into()),
+                ..ContactDetails::default()
+            },
+            created_at: NOW,
+            expires_at: NOW + 60_000,
+        })
+        .await
+        .unwrap();
+    World {
+        account,
+        inbox,
+        bot,
+        session,
+    }
+}
+
+pub fn visitor_text(world: &World, text: &str, client_message_id: Option<&str>) -> NewMessage {
+    NewMessage {
+        account_id: world.account.id,
+        conversation_id: world.session.conversation_id,
+        sender: Sender::Contact(world.session.contact_id),
+        message_type: MessageType::Incoming,
+        content_type: ContentType::Text,
+        content: text.to_string(),
+        attributes: MessageAttributes::default(),
+        private: false,
+        client_message_id: client_message_id.map(str::to_string),
+        created_at: NOW,
+    }
+}
+
+pub async fn seq_starts_at_one_without_gaps(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    for expected in 1..=5 {
+        let appended = store
+            .append_message(visitor_text(&world, &format!("m{expected}"), None))
+            .await
+            .unwrap();
+        assert!(appended.created);
+        assert_eq!(appended.message.seq, expected);
+    }
+    let conversation = store
+        .conversation(world.session.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.last_seq, 5);
+}
+
+pub async fn seq_is_gapless_under_concurrent_writers(store: &Arc<dyn Store>) {
+    let world = Arc::new(world(store).await);
+    let (writers, per_writer) = (8, 40);
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (store, world) = (store.clone(), world.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..per_writer {
+                let message = visitor_text(&world, &format!("w{writer} n{n}"), None);
+                seqs.push(store.append_message(message).await.unwrap().message.seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = BTreeSet::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "one writer's seqs grow");
+        all.extend(seqs);
+    }
+    let expected: BTreeSet<i64> = (1..=(writers * per_writer) as i64).collect();
+    assert_eq!(all, expected);
+    let stored = store
+        .messages_after(world.session.conversation_id, 0, 10_000)
+        .await
+        .unwrap();
+    let stored_seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
+    assert_eq!(stored_seqs, expected.into_iter().collect::<Vec<_>>());
+}
+
+pub async fn repeated_client_message_id_returns_the_original(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let first = store
+        .append_message(visitor_text(&world, "hello", Some("c-1")))
+        .await
+        .unwrap();
+    let again = store
+        .append_message(visitor_text(&world, "hello (retry)", Some("c-1")))
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert!(!again.created);
+    assert_eq!(again.message, first.message);
+    // The same id from another sender is another message.
+    let mut from_bot = visitor_text(&world, "bot says", Some("c-1"));
+    from_bot.sender = Sender::Bot {
+        id: world.bot.id,
+        name: world.bot.name.clone(),
+    };
+    from_bot.message_type = MessageType::Outgoing;
+    let bot_message = store.append_message(from_bot).await.unwrap();
+    assert!(bot_message.created);
+    assert_eq!(bot_message.message.seq, 2);
+    // Concurrent retries of one id create exactly one message.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        let message = visitor_text(&world, "burst", Some("c-2"));
+        tasks.push(tokio::spawn(async move { store.append_message(message).await.unwrap() }));
+    }
+    let mut created = 0;
+    let mut ids = BTreeSet::new();
+    for task in tasks {
+        let appended = task.await.unwrap();
+        created += usize::from(appended.created);
+        ids.insert(appended.message.id);
+    }
+    assert_eq!((created, ids.len()), (1, 1));
+    let all = store
+        .messages_after(world.session.conversation_id, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+
+pub async fn failed_append_leaves_no_trace(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let mut lost = visitor_text(&world, "nowhere", None);
+    lost.conversation_id = ConversationId(i64::MAX - 1);
+    assert!(matches!(
+        store.append_message(lost).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // A message addressed with another account's id is refused too.
+    let mut foreign = visitor_text(&world, "foreign", None);
+    foreign.account_id = AccountId(world.account.id.0 + 1_000_000);
+    assert!(store.append_message(foreign).await.is_err());
+    let appended = store
+        .append_message(visitor_text(&world, "real", None))
+        .await
+        .unwrap();
+    assert_eq!(appended.message.seq, 1);
+}
+
+pub async fn messages_after_pages_in_seq_order(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    for n in 1..=10 {
+        store
+            .append_message(visitor_text(&world, &format!("m{n}"), None))
+            .await
+            .unwrap();
+    }
+    let conversation_id = world.session.conversation_id;
+    let page = store.messages_after(conversation_id, 3, 4).await.unwrap();
+    let seqs: Vec<i64> = page.iter().map(|message| message.seq).collect();
+    assert_eq!(seqs, vec![4, 5, 6, 7]);
+    assert_eq!(page[0].content, "m4");
+    assert!(store.messages_after(conversation_id, 10, 5).await.unwrap().is_empty());
+    assert!(store
+        .messages_after(ConversationId(i64::MAX - 1), 0, 5)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn sessions_start_and_end(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let session = store.session(&world.session.id).await.unwrap().unwrap();
+    assert_eq!(session, world.session);
+    assert!(session.ended_at.is_none());
+    let conversation = store
+        .conversation(session.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.contact_id, session.contact_id);
+    assert_eq!(conversation.inbox_id, world.inbox.id);
+    assert_eq!(conversation.status, ConversationStatus::Open);
+    assert_eq!(conversation.last_seq, 0);
+    let ended = store.end_session(&session.id, NOW + 5).await.unwrap().unwrap();
+    assert_eq!(ended.ended_at, Some(NOW + 5));
+    let again = store.end_session(&session.id, NOW + 9).await.unwrap().unwrap();
+    assert_eq!(again.ended_at, Some(NOW + 5), "the first end time is kept");
+    let unknown = SessionId(unique("nope"));
+    assert!(store.session(&unknown).await.unwrap().is_none());
+    assert!(store.end_session(&unknown, NOW).await.unwrap().is_none());
+}
+
+pub async fn keys_resolve_to_their_account_and_kind(store: &Arc<dyn Store>) {
+    let (api, publishable) = (unique("api"), unique("pub"));
+    let account = store
+        .create_account("Keys", &api, &publishable, NOW)
+        .await
+        .unwrap();
+    let (found, kind) = store.account_by_key_hash(&api).await.unwrap().unwrap();
+    assert_eq!((found.id, kind), (account.id, AccountKeyKind::Api));
+    let (found, kind) = store
+        .account_by_key_hash(&publishable)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id, kind), (account.id, AccountKeyKind::Publishable));
+    assert!(store.account_by_key_hash("unknown").await.unwrap().is_none());
+    assert!(store.count_accounts().await.unwrap() >= 1);
+    let agent = store
+        .create_agent(
+            NewAgent {
+                account_id: account.id,
+                name: "Grace".into(),
+                email: "grace@example.com".into(),
+                role: AgentRole::Administrator,
+                access_token_hash: unique("access"),
+                pubsub_token: unique("pubsub"),
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(agent.role, AgentRole::Administrator);
+    let duplicate = store
+        .create_agent(
+            NewAgent {
+                account_id: account.id,
+                name: "Grace again".into(),
+                email: "grace@example.com".into(),
+                role: AgentRole::Agent,
+                access_token_hash: unique("access"),
+                pubsub_token: unique("pubsub"),
+            },
+            NOW,
+        )
+        .await;
+    assert!(matches!(duplicate, Err(StoreError::Conflict { .. })));
+}
+
+pub async fn bots_are_unique_per_account_and_can_be_deleted(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let taken = store
+        .create_bot(
+            world.account.id,
+            "demo",
+            &BotKind::Scripted(ScriptedRules::default()),
+        )
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict { .. })));
+    let found = store
+        .bot_by_name(world.account.id, "demo")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, world.bot);
+    let other_account = store
+        .create_account("Other", &unique("api"), &unique("pub"), NOW)
+        .await
+        .unwrap();
+    assert!(store
+        .bot(other_account.id, world.bot.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.delete_bot(world.account.id, world.bot.id).await.unwrap());
+    assert!(store.bot(world.account.id, world.bot.id).await.unwrap().is_none());
+    let inboxes = store.inboxes(world.account.id).await.unwrap();
+    assert_eq!(inboxes[0].bot_id, None);
+}
+
+pub async fn read_positions_only_move_forward(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    for n in 1..=4 {
+        store
+            .append_message(visitor_text(&world, &format!("m{n}"), None))
+            .await
+            .unwrap();
+    }
+    let conversation_id = world.session.conversation_id;
+    let read = store
+        .mark_read(conversation_id, ReadSide::Contact, 3)
+        .await
+        .unwrap();
+    assert_eq!(read.contact_last_read_seq, 3);
+    let read = store
+        .mark_read(conversation_id, ReadSide::Contact, 1)
+        .await
+        .unwrap();
+    assert_eq!(read.contact_last_read_seq, 3, "never backward");
+    let read = store
+        .mark_read(conversation_id, ReadSide::Contact, 99)
+        .await
+        .unwrap();
+    assert_eq!(read.contact_last_read_seq, 4, "clamped to the newest message");
+    assert_eq!(read.agent_last_read_seq, 0);
+    let read = store
+        .mark_read(conversation_id, ReadSide::Agent, 2)
+        .await
+        .unwrap();
+    assert_eq!(read.agent_last_read_seq, 2);
+}
+
+pub async fn settings_keep_the_first_value(store: &Arc<dyn Store>) {
+    let key = unique("setting");
+    assert!(store.setting(&key).await.unwrap().is_none());
+    assert_eq!(store.put_setting_if_absent(&key, "a").await.unwrap(), "a");
+    assert_eq!(store.put_setting_if_absent(&key, "b").await.unwrap(), "a");
+    assert_eq!(store.setting(&key).await.unwrap().as_deref(), Some("a"));
+}
+
+pub async fn message_attributes_round_trip(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let reply = BotReply {
+        text: "Here is the dashboard".into(),
+        speech: None,
+        iframe_commands: vec![
+            IframeCommand::Navigate {
+                url: "/dashboard".into(),
+            },
+            IframeCommand::Wait {
+                selector: "#chart".into(),
+                timeout_ms: Some(2_000),
+            },
+        ],
+        suggestions: vec!["Pricing".into()],
+        lead_form: Some(LeadForm {
+            fields: vec!["email".into()],
+            cta_text: "Start".into(),
+            cta_url: "https://example.com".into(),
+        }),
+    };
+    let message = NewMessage {
+        sender: Sender::Bot {
+            id: world.bot.id,
+            name: "demo".into(),
+        },
+        message_type: MessageType::Outgoing,
+        attributes: reply.attributes(),
+        ..visitor_text(&world, &reply.text, None)
+    };
+    let appended = store.append_message(message).await.unwrap();
+    let stored = store
+        .messages_after(world.session.conversation_id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![appended.message]);
+    assert_eq!(stored[0].attributes.iframe_commands.len(), 2);
+    assert_eq!(
+        stored[0].sender,
+        Sender::Bot {
+            id: world.bot.id,
+            name: "demo".into()
+        }
+    );
+}
+
+pub async fn iframe_events_are_kept(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let event = IframeEvent {
+        account_id: world.account.id,
+        session_id: world.session.id.clone(),
+        conversation_id: world.session.conversation_id,
+        event: "click".into(),
+        selector: Some("#btn".into()),
+        url: Some("/dashboard".into()),
+        created_at: NOW,
+    };
+    store.record_iframe_event(event.clone()).await.unwrap();
+    assert_eq!(store.iframe_events(&world.session.id).await.unwrap(), vec![event]);
+}

@@ -1,0 +1,972 @@
+//! The embedded SQLite store: WAL mode, migrations, one writer thread that batches concurrent
+//! writes into group commits, and a small pool of reader connections.
+//!
+//! Why a dedicated writer thread and not a pool: SQLite allows one writer at a time anyway, and
+//! a single thread that drains every queued write into one transaction turns N fsyncs into one,
+//! which is what lets durable-before-acknowledged run at tens of thousands of messages a second.
+//! Each write runs inside its own SAVEPOINT so one failing write never takes its batch down.
+
+use crate::*;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// How hard a commit waits for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: nothing acknowledged is lost even if the machine loses power.
+    Full,
+    /// fsync at checkpoints only: survives a crash of the process, not of the machine.
+    Normal,
+}
+
+/// The most writes folded into one transaction.
+const MAX_BATCH: usize = 1024;
+/// How many writes may wait for the writer before senders are made to wait.
+const WRITE_QUEUE: usize = 8192;
+
+type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
+type WriteJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+pub struct SqliteStore {
+    writer: mpsc::Sender<WriteJob>,
+    readers: Arc<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+fn from_sqlite(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(code, _) = &error {
+        if code.code == rusqlite::ErrorCode::ConstraintViolation {
+            return StoreError::Conflict { what: "record" };
+        }
+    }
+    backend(error)
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    api_key_hash TEXT NOT NULL UNIQUE,
+    publishable_key_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE agents (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    availability TEXT NOT NULL,
+    access_token_hash TEXT NOT NULL UNIQUE,
+    pubsub_token TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    UNIQUE (account_id, email)
+);
+CREATE TABLE bots (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    config TEXT NOT NULL,
+    UNIQUE (account_id, name)
+);
+CREATE TABLE inboxes (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    identifier TEXT NOT NULL UNIQUE,
+    bot_id INTEGER
+);
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT, email TEXT, phone_number TEXT, identifier TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    inbox_id INTEGER NOT NULL,
+    contact_id INTEGER NOT NULL,
+    assignee_id INTEGER,
+    status TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    contact_last_read_seq INTEGER NOT NULL DEFAULT 0,
+    agent_last_read_seq INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    sender_kind TEXT NOT NULL,
+    sender_id INTEGER NOT NULL,
+    sender_name TEXT,
+    message_type INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    content TEXT NOT NULL,
+    attributes TEXT,
+    private INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    client_message_id TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (conversation_id, seq)
+);
+CREATE UNIQUE INDEX messages_client_id
+    ON messages (conversation_id, sender_kind, sender_id, client_message_id)
+    WHERE client_message_id IS NOT NULL;
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    bot_id INTEGER NOT NULL,
+    contact_id INTEGER NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    ended_at INTEGER
+);
+CREATE TABLE iframe_events (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    selector TEXT,
+    url TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX iframe_events_session ON iframe_events (session_id);
+"#];
+
+fn open_connection(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let mut connection = open_connection(&path, durability).map_err(backend)?;
+        migrate(&mut connection).map_err(backend)?;
+        let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run_writer(connection, jobs))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            writer,
+            readers: Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `work` inside the next group commit and returns its result after the commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        let job: WriteJob = Box::new(move |connection| {
+            let result = in_savepoint(connection, work);
+            Box::new(move |commit: StoreResult<()>| {
+                let _ = reply.send(commit.and(result));
+            })
+        });
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `work` on a reader connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = match readers.idle.lock().expect("reader pool poisoned").pop() {
+                Some(connection) => connection,
+                // Readers never write, so their durability setting does not matter.
+                None => open_connection(&readers.path, Durability::Normal).map_err(backend)?,
+            };
+            let result = work(&connection).map_err(from_sqlite);
+            let mut idle = readers.idle.lock().expect("reader pool poisoned");
+            if idle.len() < 8 {
+                idle.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+fn in_savepoint<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    connection
+        .execute_batch("SAVEPOINT job")
+        .map_err(from_sqlite)?;
+    let result = work(connection);
+    let end = if result.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    connection.execute_batch(end).map_err(from_sqlite)?;
+    result
+}
+
+/// The writer thread: takes every queued write, runs them in one transaction, commits once, and
+/// only then answers each caller.
+fn run_writer(connection: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
+    let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begun = connection.execute_batch("BEGIN IMMEDIATE");
+        if let Err(error) = begun {
+            tracing::error!(%error, "cannot begin a write transaction");
+            for job in batch.drain(..) {
+                // The job never ran; its completion reports the failure.
+                drop(job);
+            }
+            continue;
+        }
+        for job in batch.drain(..) {
+            completions.push(job(&connection));
+        }
+        let committed = connection.execute_batch("COMMIT");
+        let outcome = match committed {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                tracing::error!(%error, "group commit failed");
+                let _ = connection.execute_batch("ROLLBACK");
+                Err(error.to_string())
+            }
+        };
+        for completion in completions.drain(..) {
+            completion(match &outcome {
+                Ok(()) => Ok(()),
+                Err(message) => Err(StoreError::Backend(message.clone().into())),
+            });
+        }
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+fn bad_column(column: &str, value: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected {column} {value:?}").into(),
+    )
+}
+
+fn bot_from_row(row: &Row) -> rusqlite::Result<Bot> {
+    let config: String = row.get("config")?;
+    let kind: BotKind = serde_json::from_str(&config).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(error))
+    })?;
+    Ok(Bot {
+        id: BotId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        name: row.get("name")?,
+        kind,
+    })
+}
+
+fn inbox_from_row(row: &Row) -> rusqlite::Result<Inbox> {
+    Ok(Inbox {
+        id: InboxId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        name: row.get("name")?,
+        identifier: row.get("identifier")?,
+        bot_id: row.get::<_, Option<i64>>("bot_id")?.map(BotId),
+    })
+}
+
+fn session_from_row(row: &Row) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: SessionId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        bot_id: BotId(row.get("bot_id")?),
+        contact_id: ContactId(row.get("contact_id")?),
+        conversation_id: ConversationId(row.get("conversation_id")?),
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        ended_at: row.get("ended_at")?,
+    })
+}
+
+fn conversation_from_row(row: &Row) -> rusqlite::Result<Conversation> {
+    let status: String = row.get("status")?;
+    Ok(Conversation {
+        id: ConversationId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        inbox_id: InboxId(row.get("inbox_id")?),
+        contact_id: ContactId(row.get("contact_id")?),
+        assignee_id: row.get::<_, Option<i64>>("assignee_id")?.map(AgentId),
+        status: ConversationStatus::parse(&status).ok_or_else(|| bad_column("status", status))?,
+        last_seq: row.get("last_seq")?,
+        contact_last_read_seq: row.get("contact_last_read_seq")?,
+        agent_last_read_seq: row.get("agent_last_read_seq")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
+    let sender_kind: String = row.get("sender_kind")?;
+    let sender_id: i64 = row.get("sender_id")?;
+    let sender = match sender_kind.as_str() {
+        "contact" => Sender::Contact(ContactId(sender_id)),
+        "user" => Sender::Agent(AgentId(sender_id)),
+        "bot" => Sender::Bot {
+            id: BotId(sender_id),
+            name: row.get::<_, Option<String>>("sender_name")?.unwrap_or_default(),
+        },
+        "integration" => Sender::Integration(AccountId(sender_id)),
+        "system" => Sender::System,
+        _ => return Err(bad_column("sender_kind", sender_kind)),
+    };
+    let message_type: i64 = row.get("message_type")?;
+    let content_type: String = row.get("content_type")?;
+    let status: String = row.get("status")?;
+    let attributes: Option<String> = row.get("attributes")?;
+    let attributes = match attributes {
+        Some(json) => serde_json::from_str(&json).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(error))
+        })?,
+        None => MessageAttributes::default(),
+    };
+    Ok(Message {
+        id: MessageId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        conversation_id: ConversationId(row.get("conversation_id")?),
+        seq: row.get("seq")?,
+        sender,
+        message_type: MessageType::from_number(message_type)
+            .ok_or_else(|| bad_column("message_type", message_type.to_string()))?,
+        content_type: ContentType::parse(&content_type)
+            .ok_or_else(|| bad_column("content_type", content_type))?,
+        content: row.get("content")?,
+        attributes,
+        private: row.get("private")?,
+        status: MessageStatus::parse(&status).ok_or_else(|| bad_column("status", status))?,
+        client_message_id: row.get("client_message_id")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+fn conversation_by_id(
+    connection: &Connection,
+    conversation_id: ConversationId,
+) -> rusqlite::Result<Option<Conversation>> {
+    connection
+        .prepare_cached("SELECT * FROM conversations WHERE id = ?1")?
+        .query_row([conversation_id.0], conversation_from_row)
+        .optional()
+}
+
+fn session_by_id(connection: &Connection, id: &SessionId) -> rusqlite::Result<Option<Session>> {
+    connection
+        .prepare_cached("SELECT * FROM sessions WHERE id = ?1")?
+        .query_row([&id.0], session_from_row)
+        .optional()
+}
+
+fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended> {
+    let sender_kind = message.sender.kind_str();
+    let sender_id = message.sender.id_number();
+    if let Some(client_message_id) = &message.client_message_id {
+        let existing = connection
+            .prepare_cached(
+                "SELECT * FROM messages WHERE conversation_id = ?1 AND sender_kind = ?2 \
+                 AND sender_id = ?3 AND client_message_id = ?4",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(
+                        params![message.conversation_id.0, sender_kind, sender_id, client_message_id],
+                        message_from_row,
+                    )
+                    .optional()
+            })
+            .map_err(from_sqlite)?;
+        if let Some(original) = existing {
+            return Ok(Appended {
+                message: original,
+                created: false,
+            });
+        }
+    }
+    let seq: Option<i64> = connection
+        .prepare_cached(
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?3 \
+             WHERE id = ?1 AND account_id = ?2 RETURNING last_seq",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(
+                    params![message.conversation_id.0, message.account_id.0, message.created_at],
+                    |row| row.get(0),
+                )
+                .optional()
+        })
+        .map_err(from_sqlite)?;
+    let Some(seq) = seq else {
+        return Err(StoreError::NotFound {
+            what: "conversation",
+        });
+    };
+    let sender_name = match &message.sender {
+        Sender::Bot { name, .. } => Some(name.as_str()),
+        _ => None,
+    };
+    let attributes = if message.attributes.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&message.attributes).map_err(backend)?)
+    };
+    connection
+        .prepare_cached(
+            "INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
+             sender_name, message_type, content_type, content, attributes, private, status, \
+             client_message_id, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'sent', ?12, ?13, ?13)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                message.account_id.0,
+                message.conversation_id.0,
+                seq,
+                sender_kind,
+                sender_id,
+                sender_name,
+                message.message_type as i64,
+                message.content_type.as_str(),
+                message.content,
+                attributes,
+                message.private,
+                message.client_message_id,
+                message.created_at,
+            ])
+        })
+        .map_err(from_sqlite)?;
+    let id = MessageId(connection.last_insert_rowid());
+    Ok(Appended {
+        message: Message {
+            id,
+            account_id: message.account_id,
+            conversation_id: message.conversation_id,
+            seq,
+            sender: message.sender,
+            message_type: message.message_type,
+            content_type: message.content_type,
+            content: message.content,
+            attributes: message.attributes,
+            private: message.private,
+            status: MessageStatus::Sent,
+            client_message_id: message.client_message_id,
+            created_at: message.created_at,
+            updated_at: message.created_at,
+        },
+        created: true,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(())))
+            .await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.read(move |connection| {
+            connection
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .optional()
+        })
+        .await
+    }
+
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![key, value],
+                )
+                .map_err(from_sqlite)?;
+            connection
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .map_err(from_sqlite)
+        })
+        .await
+    }
+
+    async fn count_accounts(&self) -> StoreResult<u64> {
+        self.read(|connection| {
+            connection.query_row("SELECT COUNT(*) FROM accounts", [], |row| row.get(0))
+        })
+        .await
+    }
+
+    async fn create_account(
+        &self,
+        name: &str,
+        api_key_hash: &str,
+        publishable_key_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Account> {
+        let (name, api, publishable) = (
+            name.to_string(),
+            api_key_hash.to_string(),
+            publishable_key_hash.to_string(),
+        );
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO accounts (name, api_key_hash, publishable_key_hash, created_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![name, api, publishable, now],
+                )
+                .map_err(from_sqlite)?;
+            Ok(Account {
+                id: AccountId(connection.last_insert_rowid()),
+                name,
+                created_at: now,
+            })
+        })
+        .await
+    }
+
+    async fn account_by_key_hash(
+        &self,
+        key_hash: &str,
+    ) -> StoreResult<Option<(Account, AccountKeyKind)>> {
+        let key_hash = key_hash.to_string();
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT id, name, created_at, api_key_hash = ?1 FROM accounts \
+                     WHERE api_key_hash = ?1 OR publishable_key_hash = ?1",
+                )?
+                .query_row([key_hash], |row| {
+                    let is_api: bool = row.get(3)?;
+                    Ok((
+                        Account {
+                            id: AccountId(row.get(0)?),
+                            name: row.get(1)?,
+                            created_at: row.get(2)?,
+                        },
+                        if is_api {
+                            AccountKeyKind::Api
+                        } else {
+                            AccountKeyKind::Publishable
+                        },
+                    ))
+                })
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_agent(&self, agent: NewAgent, now: UnixMillis) -> StoreResult<Agent> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO agents (account_id, name, email, role, availability, \
+                     access_token_hash, pubsub_token, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, 'offline', ?5, ?6, ?7)",
+                    params![
+                        agent.account_id.0,
+                        agent.name,
+                        agent.email,
+                        agent.role.as_str(),
+                        agent.access_token_hash,
+                        agent.pubsub_token,
+                        now
+                    ],
+                )
+                .map_err(|error| match from_sqlite(error) {
+                    StoreError::Conflict { .. } => StoreError::Conflict {
+                        what: "an agent with this email",
+                    },
+                    other => other,
+                })?;
+            Ok(Agent {
+                id: AgentId(connection.last_insert_rowid()),
+                account_id: agent.account_id,
+                name: agent.name,
+                email: agent.email,
+                role: agent.role,
+                availability: Availability::Offline,
+                created_at: now,
+            })
+        })
+        .await
+    }
+
+    async fn create_bot(
+        &self,
+        account_id: AccountId,
+        name: &str,
+        kind: &BotKind,
+    ) -> StoreResult<Bot> {
+        let name = name.to_string();
+        let kind = kind.clone();
+        let config = serde_json::to_string(&kind).map_err(backend)?;
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO bots (account_id, name, kind, config) VALUES (?1, ?2, ?3, ?4)",
+                    params![account_id.0, name, kind.kind_str(), config],
+                )
+                .map_err(|error| match from_sqlite(error) {
+                    StoreError::Conflict { .. } => StoreError::Conflict {
+                        what: "a bot with this name",
+                    },
+                    other => other,
+                })?;
+            Ok(Bot {
+                id: BotId(connection.last_insert_rowid()),
+                account_id,
+                name,
+                kind,
+            })
+        })
+        .await
+    }
+
+    async fn bot(&self, account_id: AccountId, bot_id: BotId) -> StoreResult<Option<Bot>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM bots WHERE id = ?1 AND account_id = ?2")?
+                .query_row([bot_id.0, account_id.0], bot_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn bot_by_name(&self, account_id: AccountId, name: &str) -> StoreResult<Option<Bot>> {
+        let name = name.to_string();
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM bots WHERE account_id = ?1 AND name = ?2")?
+                .query_row(params![account_id.0, name], bot_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn delete_bot(&self, account_id: AccountId, bot_id: BotId) -> StoreResult<bool> {
+        self.write(move |connection| {
+            let deleted = connection
+                .execute(
+                    "DELETE FROM bots WHERE id = ?1 AND account_id = ?2",
+                    [bot_id.0, account_id.0],
+                )
+                .map_err(from_sqlite)?;
+            connection
+                .execute(
+                    "UPDATE inboxes SET bot_id = NULL WHERE bot_id = ?1 AND account_id = ?2",
+                    [bot_id.0, account_id.0],
+                )
+                .map_err(from_sqlite)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn create_inbox(
+        &self,
+        account_id: AccountId,
+        name: &str,
+        identifier: &str,
+        bot_id: Option<BotId>,
+    ) -> StoreResult<Inbox> {
+        let (name, identifier) = (name.to_string(), identifier.to_string());
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO inboxes (account_id, name, identifier, bot_id) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![account_id.0, name, identifier, bot_id.map(|id| id.0)],
+                )
+                .map_err(from_sqlite)?;
+            Ok(Inbox {
+                id: InboxId(connection.last_insert_rowid()),
+                account_id,
+                name,
+                identifier,
+                bot_id,
+            })
+        })
+        .await
+    }
+
+    async fn inboxes(&self, account_id: AccountId) -> StoreResult<Vec<Inbox>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM inboxes WHERE account_id = ?1 ORDER BY id")?
+                .query_map([account_id.0], inbox_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn start_session(&self, session: NewSession) -> StoreResult<Session> {
+        self.write(move |connection| {
+            let inbox_ok: bool = connection
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM inboxes WHERE id = ?1 AND account_id = ?2)",
+                    [session.inbox_id.0, session.account_id.0],
+                    |row| row.get(0),
+                )
+                .map_err(from_sqlite)?;
+            if !inbox_ok {
+                return Err(StoreError::NotFound { what: "inbox" });
+            }
+            let visitor = &session.visitor;
+            connection
+                .execute(
+                    "INSERT INTO contacts (account_id, name, email, phone_number, identifier, \
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        session.account_id.0,
+                        visitor.name,
+                        visitor.email,
+                        visitor.phone_number,
+                        visitor.identifier,
+                        session.created_at
+                    ],
+                )
+                .map_err(from_sqlite)?;
+            let contact_id = ContactId(connection.last_insert_rowid());
+            connection
+                .execute(
+                    "INSERT INTO conversations (account_id, inbox_id, contact_id, status, \
+                     created_at, updated_at) VALUES (?1, ?2, ?3, 'open', ?4, ?4)",
+                    params![
+                        session.account_id.0,
+                        session.inbox_id.0,
+                        contact_id.0,
+                        session.created_at
+                    ],
+                )
+                .map_err(from_sqlite)?;
+            let conversation_id = ConversationId(connection.last_insert_rowid());
+            connection
+                .execute(
+                    "INSERT INTO sessions (id, account_id, bot_id, contact_id, conversation_id, \
+                     created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        session.id.0,
+                        session.account_id.0,
+                        session.bot_id.0,
+                        contact_id.0,
+                        conversation_id.0,
+                        session.created_at,
+                        session.expires_at
+                    ],
+                )
+                .map_err(from_sqlite)?;
+            Ok(Session {
+                id: session.id,
+                account_id: session.account_id,
+                bot_id: session.bot_id,
+                contact_id,
+                conversation_id,
+                created_at: session.created_at,
+                expires_at: session.expires_at,
+                ended_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn session(&self, session_id: &SessionId) -> StoreResult<Option<Session>> {
+        let session_id = session_id.clone();
+        self.read(move |connection| session_by_id(connection, &session_id))
+            .await
+    }
+
+    async fn end_session(
+        &self,
+        session_id: &SessionId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Session>> {
+        let session_id = session_id.clone();
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "UPDATE sessions SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL",
+                    params![session_id.0, now],
+                )
+                .map_err(from_sqlite)?;
+            session_by_id(connection, &session_id).map_err(from_sqlite)
+        })
+        .await
+    }
+
+    async fn conversation(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Conversation>> {
+        self.read(move |connection| conversation_by_id(connection, conversation_id))
+            .await
+    }
+
+    async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
+        self.write(move |connection| append(connection, message)).await
+    }
+
+    async fn messages_after(
+        &self,
+        conversation_id: ConversationId,
+        after_seq: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT * FROM messages WHERE conversation_id = ?1 AND seq > ?2 \
+                     ORDER BY seq LIMIT ?3",
+                )?
+                .query_map(params![conversation_id.0, after_seq, limit], message_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        conversation_id: ConversationId,
+        side: ReadSide,
+        seq: Seq,
+    ) -> StoreResult<Conversation> {
+        self.write(move |connection| {
+            let sql = match side {
+                ReadSide::Contact => {
+                    "UPDATE conversations SET contact_last_read_seq = \
+                     MAX(contact_last_read_seq, MIN(?2, last_seq)) WHERE id = ?1"
+                }
+                ReadSide::Agent => {
+                    "UPDATE conversations SET agent_last_read_seq = \
+                     MAX(agent_last_read_seq, MIN(?2, last_seq)) WHERE id = ?1"
+                }
+            };
+            connection
+                .execute(sql, params![conversation_id.0, seq])
+                .map_err(from_sqlite)?;
+            conversation_by_id(connection, conversation_id)
+                .map_err(from_sqlite)?
+                .ok_or(StoreError::NotFound {
+                    what: "conversation",
+                })
+        })
+        .await
+    }
+
+    async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()> {
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO iframe_events (account_id, session_id, conversation_id, event, \
+                     selector, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        event.account_id.0,
+                        event.session_id.0,
+                        event.conversation_id.0,
+                        event.event,
+                        event.selector,
+                        event.url,
+                        event.created_at
+                    ])
+                })
+                .map_err(from_sqlite)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>> {
+        let session_id = session_id.clone();
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT * FROM iframe_events WHERE session_id = ?1 ORDER BY id",
+                )?
+                .query_map([&session_id.0], |row| {
+                    Ok(IframeEvent {
+                        account_id: AccountId(row.get("account_id")?),
+                        session_id: SessionId(row.get("session_id")?),
+                        conversation_id: ConversationId(row.get("conversation_id")?),
+                        event: row.get("event")?,
+                        selector: row.get("selector")?,
+                        url: row.get("url")?,
+                        created_at: row.get("created_at")?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+}
