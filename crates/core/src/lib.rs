@@ -7,6 +7,7 @@
 
 pub mod bot;
 pub mod command;
+pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod ids;

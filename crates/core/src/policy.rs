@@ -105,6 +105,7 @@ mod tests {
             session_id: SessionId("s".into()),
             contact_id: ContactId(3),
             conversation_id: ConversationId(7),
+            bot_id: BotId(1),
         }
     }
 

@@ -26,6 +26,8 @@ pub enum Principal {
         session_id: SessionId,
         contact_id: ContactId,
         conversation_id: ConversationId,
+        /// The bot the session talks with.
+        bot_id: BotId,
     },
 }
 

@@ -305,15 +305,21 @@ impl MessageAttributes {
     }
 }
 
-/// One step a bot asks the demo page's iframe to perform.
+/// One step a bot asks the demo page's iframe to perform. Tagged by `action` so rule files
+/// read naturally (`{"action": "navigate", "url": "/dashboard"}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum IframeCommand {
     Navigate { url: String },
     Click { selector: String },
     Type { selector: String, text: String },
     Highlight { selector: String },
     Scroll { selector: String },
-    Wait { selector: String, timeout_ms: Option<u64> },
+    Wait {
+        selector: String,
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
     Select { selector: String, value: String },
 }
 

@@ -1,1 +1,31 @@
-//! placeholder
+//! The realtime engine: executes commands through the core, the store and the bus; holds the
+//! hub that fans events out to connections; issues and checks credentials; runs bots.
+//!
+//! Architecture invariants:
+//! - The flow is one way: command → core rules → store (durable) → bus → hub → connections.
+//!   Nothing is published before the store has committed it.
+//! - The engine knows no wire format of a dialect: dialects render events themselves, once per
+//!   event, through the hub's shared render cache.
+//! - The store and the bus are used only through their traits.
+
+mod bots;
+mod clock;
+pub mod config;
+mod credentials;
+pub mod demo;
+mod engine;
+pub mod error;
+pub mod feed;
+pub mod hub;
+mod limiter;
+
+pub use clock::Clock;
+pub use config::EngineConfig;
+pub use credentials::{generate_secret, hash_secret};
+pub use engine::{AccountCreated, Engine, SessionJoin, SessionStarted};
+pub use error::EngineError;
+pub use feed::Feed;
+pub use bots::webhook_signature;
+pub use engine::{ConnectionGuard, Outcome};
+pub use feed::FeedItem;
+pub use hub::{Delivery, Eviction, Hub, Subscription};

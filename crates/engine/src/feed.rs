@@ -1,0 +1,157 @@
+//! A connection's feed of one conversation: the live stream from the hub joined with replay
+//! from the store, so that the connection is sent every message exactly once and in seq order.
+//!
+//! The feed subscribes before it reads the store, so nothing published during a replay is
+//! missed; its [`SeqCursor`] drops what the replay already sent and fills from the store any
+//! gap the live stream shows (a bus event reordered or lost).
+
+use crate::engine::Engine;
+use crate::hub::{Delivery, Eviction, Subscription};
+use crate::EngineError;
+use std::sync::Arc;
+use switchboard_core::delivery::{Admission, SeqCursor};
+use switchboard_core::policy::may_receive;
+use switchboard_core::{ConversationId, Event, EventKind, Principal, Seq};
+
+pub struct Feed {
+    engine: Arc<Engine>,
+    principal: Principal,
+    conversation_id: ConversationId,
+    subscription: Subscription,
+    cursor: SeqCursor,
+}
+
+/// What the feed yields next.
+pub enum FeedItem {
+    /// Deliveries to send, in order.
+    Deliveries(Vec<Delivery>),
+    /// The hub cut the connection off.
+    Evicted(Eviction),
+}
+
+impl Feed {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        principal: Principal,
+        conversation_id: ConversationId,
+        subscription: Subscription,
+        last_sent: Seq,
+    ) -> Feed {
+        Feed {
+            engine,
+            principal,
+            conversation_id,
+            subscription,
+            cursor: SeqCursor::new(last_sent),
+        }
+    }
+
+    /// The highest seq this connection has been sent.
+    pub fn last_sent(&self) -> Seq {
+        self.cursor.last_sent()
+    }
+
+    /// Everything stored after `after_seq` that this connection has not been sent, in seq
+    /// order; afterwards the live stream continues from there without a duplicate.
+    pub async fn replay_after(&mut self, after_seq: Seq) -> Result<Vec<Delivery>, EngineError> {
+        let mut deliveries = Vec::new();
+        let mut after = after_seq;
+        let page_size = self.engine.config().replay_page;
+        loop {
+            let page = self
+                .engine
+                .page_after(&self.principal, self.conversation_id, after, page_size)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let full_page = page.len() as u32 >= page_size;
+            self.push_visible(page, &mut deliveries);
+            if !full_page {
+                break;
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// Waits for the next events and returns them ready to send (gaps filled, duplicates
+    /// dropped); `None` when the engine has stopped.
+    pub async fn next(&mut self) -> Option<FeedItem> {
+        loop {
+            let delivery = tokio::select! {
+                biased;
+                changed = self.subscription.evicted.changed() => {
+                    if changed.is_ok() {
+                        if let Some(eviction) = *self.subscription.evicted.borrow() {
+                            return Some(FeedItem::Evicted(eviction));
+                        }
+                    }
+                    continue;
+                }
+                delivery = self.subscription.deliveries.recv() => delivery?,
+            };
+            match self.admit(delivery).await {
+                Ok(deliveries) if deliveries.is_empty() => continue,
+                Ok(deliveries) => return Some(FeedItem::Deliveries(deliveries)),
+                Err(error) => {
+                    tracing::warn!(%error, "could not fill a gap in a conversation feed");
+                    continue;
+                }
+            }
+        }
+    }
+
+    /// Moves the cursor over `messages` and keeps those this principal may see (a visitor's
+    /// cursor passes private notes without being sent them).
+    fn push_visible(
+        &mut self,
+        messages: impl IntoIterator<Item = switchboard_core::Message>,
+        deliveries: &mut Vec<Delivery>,
+    ) {
+        for message in messages {
+            self.cursor.sent(message.seq);
+            let event = message_event(message);
+            if may_receive(&self.principal, &event) {
+                deliveries.push(Delivery::new(event));
+            }
+        }
+    }
+
+    async fn admit(&mut self, delivery: Delivery) -> Result<Vec<Delivery>, EngineError> {
+        let seq = match &delivery.event().kind {
+            EventKind::MessageCreated(message) => message.seq,
+            _ => return Ok(vec![delivery]),
+        };
+        match self.cursor.admit(seq) {
+            Admission::Duplicate => Ok(Vec::new()),
+            Admission::Next => {
+                self.cursor.sent(seq);
+                Ok(vec![delivery])
+            }
+            Admission::Gap { after, before } => {
+                let mut deliveries = Vec::new();
+                let missing = self
+                    .engine
+                    .page_after(
+                        &self.principal,
+                        self.conversation_id,
+                        after,
+                        (before - after - 1) as u32,
+                    )
+                    .await?;
+                let missing = missing.into_iter().filter(|message| message.seq < before);
+                self.push_visible(missing, &mut deliveries);
+                self.cursor.sent(seq);
+                deliveries.push(delivery);
+                Ok(deliveries)
+            }
+        }
+    }
+}
+
+/// The event a stored message is replayed as.
+pub(crate) fn message_event(message: switchboard_core::Message) -> Arc<Event> {
+    Arc::new(Event {
+        account_id: message.account_id,
+        kind: EventKind::MessageCreated(message),
+    })
+}
