@@ -1,1 +1,16 @@
-//! placeholder
+//! The Switchboard server: configuration, the axum router (REST and WebSocket upgrades), the
+//! wire dialects, and startup and graceful shutdown. The `switchboard` binary is `main.rs`.
+//!
+//! Architecture invariants:
+//! - Only this crate knows axum and HTTP.
+//! - Dialects (`dialects::*`) translate frames to core commands and events to frames; they
+//!   call the engine and never the store or the bus.
+
+pub mod config;
+pub mod dialects;
+pub mod rest;
+pub mod server;
+pub mod time_format;
+
+pub use config::Settings;
+pub use server::{start, RunningServer, StartError};

@@ -1,1 +1,190 @@
-fn main() {}
+//! The `switchboard` binary: `serve` and `account create` (`spec/rest.md`).
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use switchboard_server::Settings;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "A self-hostable realtime server for customer-support chat")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Runs the server.
+    Serve(ServeArgs),
+    /// Manages accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the embedded database and demo.json live.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML settings file (flags and environment variables override it).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// The store: `sqlite://PATH` (default: DATA_DIR/switchboard.db).
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The event bus: `memory://` (default).
+    #[arg(long, env = "SWITCHBOARD_BUS_URL")]
+    bus_url: Option<String>,
+    /// Do not create the demo workspace on an empty store.
+    #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
+    no_demo: bool,
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Creates an account and prints its keys (shown only once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "SWITCHBOARD_DATA_DIR", conflicts_with = "database_url")]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Print JSON: {"accountId", "apiKey", "publishableKey"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::new("./data");
+    if let Some(path) = &args.config {
+        settings.apply_file(path)?;
+    }
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    if let Some(data_dir) = args.data_dir {
+        settings.data_dir = data_dir;
+    }
+    if args.database_url.is_some() {
+        settings.database_url = args.database_url;
+    }
+    if args.bus_url.is_some() {
+        settings.bus_url = args.bus_url;
+    }
+    if args.no_demo {
+        settings.demo = false;
+    }
+    let data_dir = settings.data_dir.clone();
+    let server = switchboard_server::start(settings)
+        .await
+        .context("switchboard could not start")?;
+    let address = server.local_addr;
+    if server.demo.is_some() {
+        let demo_path = data_dir.join("demo.json");
+        eprintln!(
+            "\nSwitchboard is running on http://{address}\n\
+             A demo workspace was created; its keys are in {}\n\
+             Try it:\n  \
+             KEY=$(python3 -c 'import json;print(json.load(open(\"{}\"))[\"publishableKey\"])')\n  \
+             curl -s -X POST http://{address}/api/v1/session -H \"Authorization: Bearer $KEY\" \\\n    \
+             -H 'Content-Type: application/json' -d '{{\"agentId\":\"demo\"}}'\n",
+            demo_path.display(),
+            demo_path.display(),
+        );
+    }
+    server.run_until(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn create_account(
+    name: String,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut settings = Settings::new(data_dir.unwrap_or_else(|| PathBuf::from("./data")));
+    settings.database_url = database_url;
+    let store = switchboard_server::server::open_store(&settings)?;
+    let bus = std::sync::Arc::new(switchboard_bus::InProcessBus::new());
+    let engine = switchboard_engine::Engine::start(store, bus, settings.engine.clone()).await?;
+    let created = engine.create_account(&name).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "accountId": created.account.id.0,
+                "apiKey": created.api_key,
+                "publishableKey": created.publishable_key,
+            })
+        );
+    } else {
+        println!("account {} ({})", created.account.id, created.account.name);
+        println!("api key:         {}", created.api_key);
+        println!("publishable key: {}", created.publishable_key);
+        println!("These keys are shown only once.");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match cli.command {
+        Commands::Serve(args) => serve(args).await,
+        Commands::Account {
+            command:
+                AccountCommand::Create {
+                    name,
+                    data_dir,
+                    database_url,
+                    json,
+                },
+        } => create_account(name, data_dir, database_url, json).await,
+    }
+}

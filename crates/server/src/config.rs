@@ -1,0 +1,143 @@
+//! Server settings: defaults, then an optional TOML file, then `SWITCHBOARD_*` environment
+//! variables and command-line flags (the binary applies those last two through clap).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use switchboard_core::limits::RateRules;
+use switchboard_engine::EngineConfig;
+use switchboard_store::Durability;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; defaults to `DATA_DIR/switchboard.db`.
+    pub database_url: Option<String>,
+    /// `memory://` (the default) for one node.
+    pub bus_url: Option<String>,
+    /// Create the demo workspace on an empty store.
+    pub demo: bool,
+    pub durability: Durability,
+    /// The largest WebSocket frame read, in bytes; larger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// The largest HTTP request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for connections to close.
+    pub shutdown_grace: Duration,
+    pub engine: EngineConfig,
+}
+
+impl Settings {
+    /// Defaults for a server storing its data under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            bus_url: None,
+            demo: true,
+            durability: Durability::Full,
+            max_frame_bytes: 64 * 1024,
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+            engine: EngineConfig::default(),
+        }
+    }
+
+    /// Applies a TOML settings file over these settings.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: FileSettings = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        file.apply(self);
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("settings file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+/// The settings file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    bus_url: Option<String>,
+    demo: Option<bool>,
+    /// `full` or `normal`.
+    durability: Option<String>,
+    max_frame_bytes: Option<usize>,
+    max_body_bytes: Option<usize>,
+    session_ttl_secs: Option<u64>,
+    heartbeat_timeout_secs: Option<u64>,
+    outbound_queue: Option<usize>,
+    max_message_bytes: Option<usize>,
+    rate_limits: Option<RateRules>,
+}
+
+impl FileSettings {
+    fn apply(self, settings: &mut Settings) {
+        if let Some(listen) = self.listen {
+            settings.listen = listen;
+        }
+        if let Some(data_dir) = self.data_dir {
+            settings.data_dir = data_dir;
+        }
+        if self.database_url.is_some() {
+            settings.database_url = self.database_url;
+        }
+        if self.bus_url.is_some() {
+            settings.bus_url = self.bus_url;
+        }
+        if let Some(demo) = self.demo {
+            settings.demo = demo;
+        }
+        match self.durability.as_deref() {
+            Some("normal") => settings.durability = Durability::Normal,
+            Some("full") => settings.durability = Durability::Full,
+            Some(other) => tracing::warn!(durability = other, "unknown durability; keeping full"),
+            None => {}
+        }
+        if let Some(bytes) = self.max_frame_bytes {
+            settings.max_frame_bytes = bytes;
+        }
+        if let Some(bytes) = self.max_body_bytes {
+            settings.max_body_bytes = bytes;
+        }
+        if let Some(secs) = self.session_ttl_secs {
+            settings.engine.session_ttl = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.heartbeat_timeout_secs {
+            settings.engine.heartbeat_timeout = Duration::from_secs(secs);
+        }
+        if let Some(queue) = self.outbound_queue {
+            settings.engine.outbound_queue = queue;
+        }
+        if let Some(bytes) = self.max_message_bytes {
+            settings.engine.max_message_bytes = bytes;
+        }
+        if let Some(rules) = self.rate_limits {
+            settings.engine.rate_rules = rules;
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The wire dialects. Each translates its frames into core commands and renders core events
+//! into its frames, and holds no domain rule. Each owns one render slot of the hub's cache.
+
+pub mod native;
+
+/// The hub render slot of the native session dialect.
+pub const NATIVE_SESSION_SLOT: usize = 0;

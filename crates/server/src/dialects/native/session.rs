@@ -1,0 +1,367 @@
+//! The demo-session socket, `GET /ws/session/:id?token=...`: connect checks, then one loop
+//! that reads visitor frames, writes the conversation's events, and enforces heartbeats,
+//! session expiry, slow-consumer eviction and shutdown.
+
+use super::frames::*;
+use crate::dialects::NATIVE_SESSION_SLOT;
+use crate::rest::AppState;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::session::SessionRefusal;
+use switchboard_core::{Command, DomainError, EventKind, Seq};
+use switchboard_engine::{Delivery, Engine, EngineError, FeedItem, Outcome, SessionJoin};
+use tokio::time::{sleep_until, Instant};
+
+/// The close codes of `spec/native.md`, and this server's additions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCode {
+    /// The session ended.
+    Normal = 1000,
+    /// The server is shutting down; reconnect elsewhere or later.
+    GoingAway = 1001,
+    /// A frame larger than the server accepts.
+    TooLarge = 1009,
+    /// This connection fell too far behind; reconnect and resume.
+    TryAgainLater = 1013,
+    /// Missing, invalid or expired credentials (and an expired session).
+    AuthenticationFailed = 4001,
+    /// Extension: no frame (not even a heartbeat) arrived within the heartbeat timeout.
+    HeartbeatTimeout = 4002,
+    SessionNotFound = 4004,
+}
+
+fn refusal_error(refusal: SessionRefusal) -> (ErrorCode, &'static str, CloseCode) {
+    match refusal {
+        SessionRefusal::AuthRequired => (
+            ErrorCode::AuthRequired,
+            "No token provided",
+            CloseCode::AuthenticationFailed,
+        ),
+        SessionRefusal::InvalidToken => (
+            ErrorCode::InvalidToken,
+            "Token is invalid or expired",
+            CloseCode::AuthenticationFailed,
+        ),
+        SessionRefusal::SessionNotFound => (
+            ErrorCode::SessionNotFound,
+            "Session does not exist",
+            CloseCode::SessionNotFound,
+        ),
+        SessionRefusal::SessionExpired => (
+            ErrorCode::SessionExpired,
+            "Session expired",
+            CloseCode::AuthenticationFailed,
+        ),
+    }
+}
+
+/// The upgrade handler. Refusals are sent over the socket (an `error` frame, then the close),
+/// as browsers cannot read an HTTP refusal of a WebSocket.
+pub async fn session_socket(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let max_frame = state.settings.max_frame_bytes;
+    let upgrade = upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        // Frames up to four times our limit are read whole so the visitor gets a clear
+        // MESSAGE_TOO_LARGE; beyond that the library refuses them while reading.
+        .max_message_size(max_frame * 4)
+        .max_frame_size(max_frame * 4);
+    let engine = state.engine.clone();
+    upgrade.on_upgrade(move |socket| async move {
+        let _tracked = engine.track_connection();
+        let token = query.get("token").map(String::as_str);
+        let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
+        match engine.join_session(&session_id, token).await {
+            Ok(join) => serve_session_socket(socket, engine, join, last_seq, max_frame).await,
+            Err(refusal) => {
+                let (code, message, close) = refusal_error(refusal);
+                tracing::info!(session = %session_id, code = code.as_str(), "session socket refused");
+                let mut socket = socket;
+                let _ = socket.send(WsMessage::Text(error_frame(code, message))).await;
+                let _ = close_with(&mut socket, close, message).await;
+            }
+        }
+    })
+}
+
+async fn close_with<S>(socket: &mut S, code: CloseCode, reason: &str) -> Result<(), axum::Error>
+where
+    S: Sink<WsMessage, Error = axum::Error> + Unpin,
+{
+    let frame = CloseFrame {
+        code: code as u16,
+        reason: Utf8Bytes::from(reason),
+    };
+    // A peer that stopped reading must not hold the task: the close gets a bounded time.
+    match tokio::time::timeout(Duration::from_secs(2), socket.send(WsMessage::Close(Some(frame)))).await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}
+
+/// How the loop ends.
+enum Ending {
+    Close(CloseCode, &'static str),
+    /// The peer closed or the transport failed: nothing more to send.
+    Gone,
+}
+
+/// Serves an admitted session socket until it closes. Generic over the socket so it can be
+/// driven by channels in tests as well as by a real WebSocket.
+pub async fn serve_session_socket<S>(
+    mut socket: S,
+    engine: Arc<Engine>,
+    join: SessionJoin,
+    last_seq: Option<Seq>,
+    max_frame_bytes: usize,
+) where
+    S: Stream<Item = Result<WsMessage, axum::Error>> + Sink<WsMessage, Error = axum::Error> + Unpin,
+{
+    let SessionJoin { principal, session } = join;
+    let conversation_id = session.conversation_id;
+    let mut feed = match engine.open_feed(&principal, conversation_id, last_seq).await {
+        Ok(feed) => feed,
+        Err(error) => {
+            tracing::error!(%error, "could not open a session feed");
+            let _ = socket
+                .send(WsMessage::Text(error_frame(ErrorCode::ServerError, "please reconnect")))
+                .await;
+            let _ = close_with(&mut socket, CloseCode::TryAgainLater, "try again later").await;
+            return;
+        }
+    };
+    if let Some(last_seq) = last_seq {
+        match feed.replay_after(last_seq).await {
+            Ok(deliveries) => {
+                if send_deliveries(&mut socket, &deliveries).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "replay at connect failed"),
+        }
+    }
+    let stopping = stopping(engine.shutdown_signal());
+    tokio::pin!(stopping);
+    let session_deadline = engine.clock().instant_at(session.expires_at);
+    let heartbeat_timeout = engine.config().heartbeat_timeout;
+    let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
+    tracing::debug!(session = %session.id, "session socket open");
+
+    let ending = loop {
+        tokio::select! {
+            biased;
+            _ = &mut stopping => {
+                break Ending::Close(CloseCode::GoingAway, "server shutting down");
+            }
+            _ = sleep_until(session_deadline) => {
+                let _ = socket
+                    .send(WsMessage::Text(error_frame(ErrorCode::SessionExpired, "Session expired")))
+                    .await;
+                break Ending::Close(CloseCode::AuthenticationFailed, "Session expired");
+            }
+            _ = sleep_until(heartbeat_deadline) => {
+                break Ending::Close(CloseCode::HeartbeatTimeout, "heartbeat missed");
+            }
+            item = feed.next() => match item {
+                Some(FeedItem::Deliveries(deliveries)) => {
+                    let ended = deliveries
+                        .iter()
+                        .any(|delivery| matches!(delivery.event().kind, EventKind::SessionEnded { .. }));
+                    if send_deliveries(&mut socket, &deliveries).await.is_err() {
+                        break Ending::Gone;
+                    }
+                    if ended {
+                        break Ending::Close(CloseCode::Normal, "session ended");
+                    }
+                }
+                Some(FeedItem::Evicted(_)) => {
+                    break Ending::Close(CloseCode::TryAgainLater, "too slow: reconnect and resume");
+                }
+                None => break Ending::Close(CloseCode::GoingAway, "server shutting down"),
+            },
+            incoming = socket.next() => {
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => {
+                        let text = error.to_string();
+                        if text.contains("Space limit exceeded") || text.contains("too long") {
+                            break Ending::Close(CloseCode::TooLarge, "frame too large");
+                        }
+                        tracing::debug!(%error, "session socket read failed");
+                        break Ending::Gone;
+                    }
+                    None => break Ending::Gone,
+                };
+                heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                let text = match message {
+                    WsMessage::Text(text) => text,
+                    WsMessage::Binary(_) => {
+                        let reply = error_frame(ErrorCode::InvalidJson, "binary frames are not accepted; send JSON text");
+                        if socket.send(WsMessage::Text(reply)).await.is_err() {
+                            break Ending::Gone;
+                        }
+                        continue;
+                    }
+                    WsMessage::Close(_) => break Ending::Gone,
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                };
+                if text.len() > max_frame_bytes {
+                    let _ = socket
+                        .send(WsMessage::Text(error_frame(ErrorCode::MessageTooLarge, "frame too large")))
+                        .await;
+                    break Ending::Close(CloseCode::TooLarge, "frame too large");
+                }
+                let replies = handle_frame(&engine, &principal, conversation_id, &mut feed, text.as_str()).await;
+                if send_all(&mut socket, replies).await.is_err() {
+                    break Ending::Gone;
+                }
+            }
+        }
+    };
+    if let Ending::Close(code, reason) = ending {
+        tracing::debug!(session = %session.id, code = code as u16, reason, "closing session socket");
+        let _ = close_with(&mut socket, code, reason).await;
+    }
+}
+
+/// Completes when the server starts shutting down.
+async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+        // The engine is gone: that is a shutdown too.
+    }
+}
+
+async fn send_all<S>(socket: &mut S, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error>
+where
+    S: Sink<WsMessage, Error = axum::Error> + Unpin,
+{
+    if frames.is_empty() {
+        return Ok(());
+    }
+    for frame in frames {
+        socket.feed(WsMessage::Text(frame)).await?;
+    }
+    socket.flush().await
+}
+
+async fn send_deliveries<S>(socket: &mut S, deliveries: &[Delivery]) -> Result<(), axum::Error>
+where
+    S: Sink<WsMessage, Error = axum::Error> + Unpin,
+{
+    let mut any = false;
+    for delivery in deliveries {
+        // Rendered once per event for all visitors; each frame shares the same bytes.
+        let frames = delivery.rendered(NATIVE_SESSION_SLOT, render_for_visitor);
+        for frame in frames.iter() {
+            socket.feed(WsMessage::Text(frame.clone())).await?;
+            any = true;
+        }
+    }
+    if any {
+        socket.flush().await?;
+    }
+    Ok(())
+}
+
+fn engine_error_frame(error: EngineError) -> Utf8Bytes {
+    match error {
+        EngineError::Domain(DomainError::EmptyMessage) => {
+            error_frame(ErrorCode::EmptyMessage, "Message text is empty")
+        }
+        EngineError::Domain(DomainError::MessageTooLarge { limit_bytes }) => error_frame(
+            ErrorCode::MessageTooLarge,
+            &format!("Message text is larger than {limit_bytes} bytes"),
+        ),
+        EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => {
+            rate_limited_frame(retry_after_ms)
+        }
+        EngineError::Domain(error @ DomainError::InvalidField { .. }) => {
+            error_frame(ErrorCode::InvalidJson, &error.to_string())
+        }
+        EngineError::Domain(DomainError::NotFound | DomainError::SessionOver) => {
+            error_frame(ErrorCode::SessionExpired, "Session expired")
+        }
+        EngineError::AgentNotFound { .. } => error_frame(
+            ErrorCode::PdpNotFound,
+            "the agent configuration for this session is missing",
+        ),
+        other => {
+            tracing::error!(error = %other, "session command failed");
+            error_frame(ErrorCode::ServerError, "the server could not process this; retry")
+        }
+    }
+}
+
+/// Handles one visitor frame and returns the frames to answer with.
+async fn handle_frame(
+    engine: &Engine,
+    principal: &switchboard_core::Principal,
+    conversation_id: switchboard_core::ConversationId,
+    feed: &mut switchboard_engine::Feed,
+    text: &str,
+) -> Vec<Utf8Bytes> {
+    let frame = match decode_client_frame(text) {
+        Ok(frame) => frame,
+        Err(error) => return vec![error_frame(error.code, &error.message)],
+    };
+    let command = match frame {
+        ClientFrame::Heartbeat => return vec![pong_frame(engine.clock().now_ms())],
+        ClientFrame::Resume { last_seq } => {
+            return match feed.replay_after(last_seq).await {
+                Ok(deliveries) => deliveries
+                    .iter()
+                    .flat_map(|delivery| {
+                        delivery
+                            .rendered(NATIVE_SESSION_SLOT, render_for_visitor)
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    })
+                    .collect(),
+                Err(error) => vec![engine_error_frame(error)],
+            };
+        }
+        ClientFrame::VisitorMessage {
+            text,
+            client_message_id,
+        } => Command::SendMessage {
+            conversation_id,
+            content: text,
+            client_message_id,
+            private: false,
+        },
+        ClientFrame::IframeEvent {
+            event,
+            selector,
+            url,
+        } => Command::RecordIframeEvent {
+            conversation_id,
+            event,
+            selector,
+            url,
+        },
+        ClientFrame::Typing { is_typing } => Command::SetTyping {
+            conversation_id,
+            is_typing,
+        },
+        ClientFrame::Read { seq } => Command::MarkRead {
+            conversation_id,
+            seq,
+        },
+    };
+    match engine.execute(principal, command).await {
+        Ok(Outcome::Message { message, .. }) => vec![ack_frame(&message)],
+        Ok(Outcome::Done) => Vec::new(),
+        Err(error) => vec![engine_error_frame(error)],
+    }
+}
