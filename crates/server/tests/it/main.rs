@@ -1,0 +1,13 @@
+//! Integration tests of the server: real sockets on 127.0.0.1:0, real SQLite, real clients.
+
+mod common;
+
+mod cli;
+mod connect_checks;
+mod frame_errors;
+mod lifecycle;
+mod restart;
+mod resume;
+mod slow_consumer;
+mod timeouts;
+mod webhook;
