@@ -62,10 +62,7 @@ fn collector(account_id: AccountId) -> (Arc<dyn BusHandler>, mpsc::UnboundedRece
     let sender = Mutex::new(sender);
     let handler = move |event: Arc<Event>| {
         if event.account_id == account_id {
-            let _ = sender
-                .lock()
-                .unwrap()
-                .send(event.conversation_id().0);
+            let _ = sender.lock().unwrap().send(event.conversation_id().0);
         }
     };
     (Arc::new(handler), receiver)
@@ -119,7 +116,9 @@ pub async fn concurrent_publishers_lose_nothing(fixture: &Fixture) {
         };
         tasks.push(tokio::spawn(async move {
             for n in 0..100 {
-                node.publish(typing(account, publisher * 1000 + n)).await.unwrap();
+                node.publish(typing(account, publisher * 1000 + n))
+                    .await
+                    .unwrap();
             }
         }));
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum BotKind {
-    Scripted(ScriptedRules),
+    Scripted(Box<ScriptedRules>),
     Webhook(WebhookSettings),
 }
 
@@ -133,7 +133,10 @@ mod tests {
             fallback: Some(reply("fallback")),
             greeting: None,
         };
-        assert_eq!(rules.answer("Show me the Dashboard!").unwrap().text, "dashboard");
+        assert_eq!(
+            rules.answer("Show me the Dashboard!").unwrap().text,
+            "dashboard"
+        );
         assert_eq!(rules.answer("what is the pricing?").unwrap().text, "prices");
         assert_eq!(rules.answer("priceless").unwrap().text, "fallback");
         assert_eq!(rules.answer("").unwrap().text, "fallback");

@@ -61,7 +61,13 @@ mod tests {
         assert_eq!(cursor.admit(3), Admission::Duplicate);
         assert_eq!(cursor.admit(1), Admission::Duplicate);
         assert_eq!(cursor.admit(4), Admission::Next);
-        assert_eq!(cursor.admit(7), Admission::Gap { after: 3, before: 7 });
+        assert_eq!(
+            cursor.admit(7),
+            Admission::Gap {
+                after: 3,
+                before: 7
+            }
+        );
         cursor.sent(7);
         assert_eq!(cursor.admit(5), Admission::Duplicate);
         cursor.sent(2);

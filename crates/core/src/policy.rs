@@ -16,7 +16,9 @@ pub fn can_view_conversation(principal: &Principal, conversation: &Conversation)
         Principal::Integration { .. } => true,
         Principal::Publishable { .. } => false,
         // Inbox membership arrives with the agent side; until then an agent sees its account.
-        Principal::Agent { role, .. } => matches!(role, AgentRole::Administrator | AgentRole::Agent),
+        Principal::Agent { role, .. } => {
+            matches!(role, AgentRole::Administrator | AgentRole::Agent)
+        }
         Principal::Contact { contact_id, .. } => *contact_id == conversation.contact_id,
         Principal::SessionVisitor {
             conversation_id, ..

@@ -53,9 +53,8 @@ impl Principal {
     /// The contact this principal is, if it is a visitor.
     pub fn contact_id(&self) -> Option<ContactId> {
         match self {
-            Principal::Contact { contact_id, .. } | Principal::SessionVisitor { contact_id, .. } => {
-                Some(*contact_id)
-            }
+            Principal::Contact { contact_id, .. }
+            | Principal::SessionVisitor { contact_id, .. } => Some(*contact_id),
             _ => None,
         }
     }

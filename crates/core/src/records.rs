@@ -23,8 +23,7 @@ pub enum AccountKeyKind {
     Publishable,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[derive(Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum AgentRole {
     Agent,
     Administrator,
@@ -175,7 +174,10 @@ pub struct Conversation {
 pub enum Sender {
     Contact(ContactId),
     Agent(AgentId),
-    Bot { id: BotId, name: String },
+    Bot {
+        id: BotId,
+        name: String,
+    },
     /// The account's integration (a back end using the API key).
     Integration(AccountId),
     System,
@@ -310,17 +312,31 @@ impl MessageAttributes {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum IframeCommand {
-    Navigate { url: String },
-    Click { selector: String },
-    Type { selector: String, text: String },
-    Highlight { selector: String },
-    Scroll { selector: String },
+    Navigate {
+        url: String,
+    },
+    Click {
+        selector: String,
+    },
+    Type {
+        selector: String,
+        text: String,
+    },
+    Highlight {
+        selector: String,
+    },
+    Scroll {
+        selector: String,
+    },
     Wait {
         selector: String,
         #[serde(default)]
         timeout_ms: Option<u64>,
     },
-    Select { selector: String, value: String },
+    Select {
+        selector: String,
+        value: String,
+    },
 }
 
 /// A lead capture form a bot asks the widget to show.

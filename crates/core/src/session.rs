@@ -91,22 +91,44 @@ mod tests {
     #[test]
     fn checks_run_in_the_documented_order() {
         let a = SessionId("a".into());
-        let check = |t: &PresentedToken, s: Option<&Session>, now| check_session_connect(t, &a, s, now);
+        let check =
+            |t: &PresentedToken, s: Option<&Session>, now| check_session_connect(t, &a, s, now);
         // No token wins over everything, even an unknown session.
-        assert_eq!(check(&PresentedToken::Missing, None, 0), Err(SessionRefusal::AuthRequired));
+        assert_eq!(
+            check(&PresentedToken::Missing, None, 0),
+            Err(SessionRefusal::AuthRequired)
+        );
         // A bad token wins over an unknown session.
-        assert_eq!(check(&PresentedToken::Unverifiable, None, 0), Err(SessionRefusal::InvalidToken));
-        assert_eq!(check(&token("a", 500), None, 600), Err(SessionRefusal::InvalidToken));
+        assert_eq!(
+            check(&PresentedToken::Unverifiable, None, 0),
+            Err(SessionRefusal::InvalidToken)
+        );
+        assert_eq!(
+            check(&token("a", 500), None, 600),
+            Err(SessionRefusal::InvalidToken)
+        );
         // A good token for an unknown session.
-        assert_eq!(check(&token("a", 500), None, 0), Err(SessionRefusal::SessionNotFound));
+        assert_eq!(
+            check(&token("a", 500), None, 0),
+            Err(SessionRefusal::SessionNotFound)
+        );
         // A good token of another session.
         let s = session("a", false);
-        assert_eq!(check(&token("b", 500), Some(&s), 0), Err(SessionRefusal::InvalidToken));
+        assert_eq!(
+            check(&token("b", 500), Some(&s), 0),
+            Err(SessionRefusal::InvalidToken)
+        );
         // An ended session.
         let ended = session("a", true);
-        assert_eq!(check(&token("a", 500), Some(&ended), 0), Err(SessionRefusal::SessionExpired));
+        assert_eq!(
+            check(&token("a", 500), Some(&ended), 0),
+            Err(SessionRefusal::SessionExpired)
+        );
         // A timed-out session whose token still verifies.
-        assert_eq!(check(&token("a", 5_000), Some(&s), 2_000), Err(SessionRefusal::SessionExpired));
+        assert_eq!(
+            check(&token("a", 5_000), Some(&s), 2_000),
+            Err(SessionRefusal::SessionExpired)
+        );
         assert_eq!(check(&token("a", 500), Some(&s), 0), Ok(()));
     }
 }

@@ -49,6 +49,13 @@ async fn answer(engine: &Engine, bot_id: BotId, message: Message) {
             return;
         }
     };
+    // A scripted bot knows at once whether it will answer; one with no rule for this text
+    // and no fallback stays silent rather than flashing a typing indicator.
+    if let BotKind::Scripted(rules) = &bot.kind {
+        if rules.answer(&message.content).is_none() {
+            return;
+        }
+    }
     let actor = Actor::Bot {
         id: bot.id,
         name: bot.name.clone(),
@@ -143,17 +150,31 @@ struct WebhookReply {
 #[derive(Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 enum WebhookIframeCommand {
-    Navigate { url: String },
-    Click { selector: String },
-    Type { selector: String, text: String },
-    Highlight { selector: String },
-    Scroll { selector: String },
+    Navigate {
+        url: String,
+    },
+    Click {
+        selector: String,
+    },
+    Type {
+        selector: String,
+        text: String,
+    },
+    Highlight {
+        selector: String,
+    },
+    Scroll {
+        selector: String,
+    },
     Wait {
         selector: String,
         #[serde(default, rename = "timeoutMs")]
         timeout_ms: Option<u64>,
     },
-    Select { selector: String, value: String },
+    Select {
+        selector: String,
+        value: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -193,8 +214,8 @@ impl From<WebhookIframeCommand> for IframeCommand {
 /// `sha256=<hex>` of HMAC-SHA256 over `"{timestamp}.{body}"`, sent as
 /// `X-Switchboard-Signature` with the timestamp in `X-Switchboard-Timestamp`.
 pub fn webhook_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC accepts keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);

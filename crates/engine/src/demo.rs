@@ -31,11 +31,16 @@ impl Engine {
         let account_id = account.account.id;
         let bot = self
             .store()
-            .create_bot(account_id, "demo", &BotKind::Scripted(demo_rules()))
+            .create_bot(account_id, "demo", &BotKind::Scripted(Box::new(demo_rules())))
             .await?;
         let inbox = self
             .store()
-            .create_inbox(account_id, "Website", &generate_secret("inbox_"), Some(bot.id))
+            .create_inbox(
+                account_id,
+                "Website",
+                &generate_secret("inbox_"),
+                Some(bot.id),
+            )
             .await?;
         let agent_access_token = generate_secret("sb_agent_");
         let agent_pubsub_token = generate_secret("sb_pubsub_");

@@ -47,7 +47,10 @@ pub struct SessionJoin {
 pub enum Outcome {
     /// A message was stored (or, when `created` is false, was already stored under the same
     /// client message id).
-    Message { message: Message, created: bool },
+    Message {
+        message: Box<Message>,
+        created: bool,
+    },
     Done,
 }
 
@@ -91,11 +94,15 @@ impl Engine {
             .await?;
         let hub = Hub::new();
         let receiving_hub = hub.clone();
-        bus.subscribe(Arc::new(move |event: Arc<Event>| receiving_hub.deliver(event)));
+        bus.subscribe(Arc::new(move |event: Arc<Event>| {
+            receiving_hub.deliver(event)
+        }));
         let http = reqwest::Client::builder()
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| EngineError::Store(switchboard_store::StoreError::Backend(Box::new(error))))?;
+            .map_err(|error| {
+                EngineError::Store(switchboard_store::StoreError::Backend(Box::new(error)))
+            })?;
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new_cyclic(|me| Engine {
             me: me.clone(),
@@ -114,7 +121,9 @@ impl Engine {
     }
 
     fn arc(&self) -> Arc<Engine> {
-        self.me.upgrade().expect("the engine is alive while it is used")
+        self.me
+            .upgrade()
+            .expect("the engine is alive while it is used")
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -211,7 +220,9 @@ impl Engine {
 
     /// The principal an account key (API or publishable) stands for.
     pub async fn authenticate_key(&self, bearer: Option<&str>) -> Result<Principal, EngineError> {
-        let bearer = bearer.filter(|key| !key.is_empty()).ok_or(EngineError::Unauthenticated)?;
+        let bearer = bearer
+            .filter(|key| !key.is_empty())
+            .ok_or(EngineError::Unauthenticated)?;
         let (account, kind) = self
             .store
             .account_by_key_hash(&hash_secret(bearer))
@@ -277,7 +288,13 @@ impl Engine {
                 // The greeting is the conversation's first message, stored before the visitor
                 // can connect, so a client that resumes from 0 sees it.
                 engine
-                    .store_bot_reply(&session.conversation_id, account_id, &bot, greeting, "greeting".into())
+                    .store_bot_reply(
+                        &session.conversation_id,
+                        account_id,
+                        &bot,
+                        greeting,
+                        "greeting".into(),
+                    )
                     .await?;
             }
         }
@@ -326,7 +343,10 @@ impl Engine {
     ) -> Result<SessionJoin, SessionRefusal> {
         let presented = self.tokens.verify(token);
         let requested = SessionId(session_id.to_string());
-        let needs_lookup = matches!(presented, switchboard_core::session::PresentedToken::Verified(_));
+        let needs_lookup = matches!(
+            presented,
+            switchboard_core::session::PresentedToken::Verified(_)
+        );
         let session = if needs_lookup {
             match self.store.session(&requested).await {
                 Ok(session) => session,
@@ -338,7 +358,12 @@ impl Engine {
         } else {
             None
         };
-        check_session_connect(&presented, &requested, session.as_ref(), self.clock.now_ms())?;
+        check_session_connect(
+            &presented,
+            &requested,
+            session.as_ref(),
+            self.clock.now_ms(),
+        )?;
         let session = session.ok_or(SessionRefusal::SessionNotFound)?;
         Ok(SessionJoin {
             principal: Principal::SessionVisitor {
@@ -501,7 +526,7 @@ impl Engine {
                     }
                 }
                 Ok(Outcome::Message {
-                    message: appended.message,
+                    message: Box::new(appended.message),
                     created: appended.created,
                 })
             }

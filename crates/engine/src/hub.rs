@@ -40,7 +40,11 @@ impl Delivery {
     /// The rendering in `slot`, made by `render` the first time any recipient asks.
     ///
     /// Each dialect owns a slot and always stores the same type there.
-    pub fn rendered<T: Any + Send + Sync>(&self, slot: usize, render: impl FnOnce(&Event) -> T) -> Arc<T> {
+    pub fn rendered<T: Any + Send + Sync>(
+        &self,
+        slot: usize,
+        render: impl FnOnce(&Event) -> T,
+    ) -> Arc<T> {
         let cached = self.0.renders[slot].get_or_init(|| Arc::new(render(&self.0.event)));
         // Each dialect owns its slot and always stores one type there, so a mismatch is a
         // programming error.
@@ -94,7 +98,12 @@ impl Hub {
 
     /// Subscribes a connection of `principal` to `topic`, with a queue of `capacity` events.
     /// The caller has authorised the subscription.
-    pub fn subscribe(self: &Arc<Self>, principal: Principal, topic: Topic, capacity: usize) -> Subscription {
+    pub fn subscribe(
+        self: &Arc<Self>,
+        principal: Principal,
+        topic: Topic,
+        capacity: usize,
+    ) -> Subscription {
         let (queue, deliveries) = mpsc::channel(capacity.max(1));
         let (evict, evicted) = watch::channel(None);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -165,7 +174,10 @@ impl Hub {
             }
         }
         for (topic, id) in evicted {
-            tracing::info!(subscriber = id, "slow consumer disconnected: outbound queue full");
+            tracing::info!(
+                subscriber = id,
+                "slow consumer disconnected: outbound queue full"
+            );
             self.remove(&topic, id);
         }
     }

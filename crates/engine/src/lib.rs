@@ -19,13 +19,13 @@ pub mod feed;
 pub mod hub;
 mod limiter;
 
+pub use bots::webhook_signature;
 pub use clock::Clock;
 pub use config::EngineConfig;
 pub use credentials::{generate_secret, hash_secret};
 pub use engine::{AccountCreated, Engine, SessionJoin, SessionStarted};
+pub use engine::{ConnectionGuard, Outcome};
 pub use error::EngineError;
 pub use feed::Feed;
-pub use bots::webhook_signature;
-pub use engine::{ConnectionGuard, Outcome};
 pub use feed::FeedItem;
 pub use hub::{Delivery, Eviction, Hub, Subscription};

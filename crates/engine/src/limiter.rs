@@ -82,7 +82,11 @@ fn limiter(rate: Option<Rate>) -> Option<Keyed> {
     let count = NonZeroU32::new(rate.count)?;
     let period = Duration::from_millis(rate.period_ms) / rate.count;
     let quota = Quota::with_period(period)?.allow_burst(count);
-    Some(RateLimiter::new(quota, HashMapStateStore::default(), TokioClock))
+    Some(RateLimiter::new(
+        quota,
+        HashMapStateStore::default(),
+        TokioClock,
+    ))
 }
 
 pub struct Limiter {

@@ -1,1 +1,236 @@
-fn main() {}
+//! `switchboard-loadgen`: benchmarks that print figures (a table and JSON); they never assert.
+//!
+//! `ack` measures durable acknowledgement: first the store alone (concurrent appends through
+//! SQLite group commit), then end to end over WebSocket (visitor_message → ack, with the
+//! message committed before the ack), against an in-process server on loopback.
+
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_core::limits::RateRules;
+use switchboard_core::*;
+use switchboard_store::{Durability, SqliteStore, Store};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[derive(Parser)]
+#[command(name = "switchboard-loadgen", about = "Switchboard benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Durable messages per second and visitor_message → ack latency.
+    Ack {
+        /// Concurrent sessions (one WebSocket each).
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+        /// Messages each session sends, one at a time (send, wait for the ack).
+        #[arg(long, default_value_t = 100)]
+        messages: usize,
+        /// Concurrent writers in the store-only phase.
+        #[arg(long, default_value_t = 256)]
+        writers: usize,
+        /// Messages in the store-only phase.
+        #[arg(long, default_value_t = 50_000)]
+        store_messages: usize,
+        /// `full` (fsync every commit) or `normal`.
+        #[arg(long, default_value = "full")]
+        durability: String,
+    },
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+async fn store_phase(durability: Durability, writers: usize, total: usize) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("bench.db"), durability).unwrap());
+    let world = switchboard_store::conformance::world(&store).await;
+    let world = Arc::new(world);
+    let per_writer = total.div_ceil(writers);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (store, world) = (store.clone(), world.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_writer);
+            for n in 0..per_writer {
+                let message = switchboard_store::conformance::visitor_text(
+                    &world,
+                    &format!("writer {writer} message {n}"),
+                    Some(&format!("{writer}-{n}")),
+                );
+                let sent = Instant::now();
+                store.append_message(message).await.unwrap();
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    json!({
+        "phase": "store",
+        "messages": latencies.len(),
+        "writers": writers,
+        "seconds": elapsed.as_secs_f64(),
+        "messagesPerSecond": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "commitMedianMs": ms(percentile(&latencies, 0.5)),
+        "commitP99Ms": ms(percentile(&latencies, 0.99)),
+        "commitMaxMs": ms(percentile(&latencies, 1.0)),
+    })
+}
+
+async fn socket_phase(durability: Durability, sessions: usize, messages: usize) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = switchboard_server::Settings::new(dir.path());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.durability = durability;
+    settings.engine.rate_rules = RateRules::UNLIMITED;
+    let server = switchboard_server::start(settings).await.unwrap();
+    let base = format!("127.0.0.1:{}", server.local_addr.port());
+    let demo = server.demo.clone().unwrap();
+    // A bot that never answers: this measures the visitor's path to a durable ack.
+    let silent = server
+        .engine
+        .create_bot(
+            &Principal::Integration {
+                account_id: demo.account.account.id,
+            },
+            "silent",
+            bot::BotKind::Scripted(Box::default()),
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut sockets = Vec::new();
+    for _ in 0..sessions {
+        let session: Value = http
+            .post(format!("http://{base}/api/v1/session"))
+            .bearer_auth(&demo.account.publishable_key)
+            .json(&json!({"agentId": silent.name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = format!(
+            "ws://{base}/ws/session/{}?token={}",
+            session["sessionId"].as_str().unwrap(),
+            session["token"].as_str().unwrap()
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        sockets.push(socket);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (index, mut socket) in sockets.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(messages);
+            for n in 0..messages {
+                let frame = json!({"type": "visitor_message",
+                    "payload": {"text": format!("session {index} message {n}"),
+                                "clientMessageId": format!("{index}-{n}")}});
+                let sent = Instant::now();
+                socket
+                    .send(WsMessage::Text(frame.to_string().into()))
+                    .await
+                    .unwrap();
+                loop {
+                    match socket.next().await {
+                        Some(Ok(WsMessage::Text(text))) if text.as_str().contains("\"ack\"") => break,
+                        Some(Ok(_)) => continue,
+                        other => panic!("the socket failed: {other:?}"),
+                    }
+                }
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut last_report = Instant::now();
+    let total = sessions * messages;
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+        if last_report.elapsed() > Duration::from_secs(1) {
+            eprintln!("  … {} of {total} acknowledged", latencies.len());
+            last_report = Instant::now();
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    server.shutdown().await;
+    json!({
+        "phase": "websocket",
+        "messages": latencies.len(),
+        "sessions": sessions,
+        "seconds": elapsed.as_secs_f64(),
+        "messagesPerSecond": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "ackMedianMs": ms(percentile(&latencies, 0.5)),
+        "ackP99Ms": ms(percentile(&latencies, 0.99)),
+        "ackMaxMs": ms(percentile(&latencies, 1.0)),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    match cli.scenario {
+        Scenario::Ack {
+            sessions,
+            messages,
+            writers,
+            store_messages,
+            durability,
+        } => {
+            let durability = match durability.as_str() {
+                "normal" => Durability::Normal,
+                _ => Durability::Full,
+            };
+            eprintln!("store phase: {store_messages} messages from {writers} writers …");
+            let store = store_phase(durability, writers, store_messages).await;
+            eprintln!("websocket phase: {sessions} sessions × {messages} messages …");
+            let socket = socket_phase(durability, sessions, messages).await;
+            println!("| phase | messages | msg/s | median ms | p99 ms | max ms |");
+            println!("| --- | --- | --- | --- | --- | --- |");
+            println!(
+                "| store (group commit, {:?}) | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                durability,
+                store["messages"],
+                store["messagesPerSecond"].as_f64().unwrap(),
+                store["commitMedianMs"].as_f64().unwrap(),
+                store["commitP99Ms"].as_f64().unwrap(),
+                store["commitMaxMs"].as_f64().unwrap()
+            );
+            println!(
+                "| visitor_message → ack over WebSocket | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                socket["messages"],
+                socket["messagesPerSecond"].as_f64().unwrap(),
+                socket["ackMedianMs"].as_f64().unwrap(),
+                socket["ackP99Ms"].as_f64().unwrap(),
+                socket["ackMaxMs"].as_f64().unwrap()
+            );
+            println!("{}", json!({"scenario": "ack", "results": [store, socket]}));
+        }
+    }
+}

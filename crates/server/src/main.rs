@@ -8,12 +8,21 @@ use switchboard_server::Settings;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "A self-hostable realtime server for customer-support chat")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A self-hostable realtime server for customer-support chat"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
     /// Log format: `text` or `json`.
-    #[arg(long, global = true, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: String,
 }
 
@@ -70,7 +79,9 @@ fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -98,7 +98,11 @@ impl From<EngineError> for ApiError {
                     ApiError::new(StatusCode::CONFLICT, "SESSION_EXPIRED", domain.to_string())
                 }
                 DomainError::SeqOutOfRange { .. } | DomainError::InvalidField { .. } => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", domain.to_string())
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_REQUEST",
+                        domain.to_string(),
+                    )
                 }
             },
             EngineError::Unauthenticated => ApiError::new(
@@ -139,15 +143,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     "INVALID_REQUEST",
                     "the body must be JSON with Content-Type: application/json",
                 ),
-                JsonRejection::JsonSyntaxError(_) => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", rejection.body_text())
-                }
+                JsonRejection::JsonSyntaxError(_) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_JSON",
+                    rejection.body_text(),
+                ),
                 JsonRejection::JsonDataError(_) => ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "INVALID_REQUEST",
                     rejection.body_text(),
                 ),
-                JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                JsonRejection::BytesRejection(_)
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
                     ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "PAYLOAD_TOO_LARGE",
@@ -282,17 +290,24 @@ async fn create_bot(
     let principal = key_principal(&state, &headers).await?;
     let config = state.engine.config();
     let kind = match body.kind.as_str() {
-        "scripted" => BotKind::Scripted(body.rules.unwrap_or_default()),
+        "scripted" => BotKind::Scripted(Box::new(body.rules.unwrap_or_default())),
         "webhook" => BotKind::Webhook(WebhookSettings {
             url: body.url.ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "a webhook bot needs a url")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    "a webhook bot needs a url",
+                )
             })?,
             secret: body.secret.unwrap_or_else(|| generate_secret("whsec_")),
             timeout_ms: body
                 .timeout_ms
                 .unwrap_or(config.webhook_timeout.as_millis() as u64)
                 .clamp(100, 60_000),
-            max_retries: body.max_retries.unwrap_or(config.webhook_max_retries).min(10),
+            max_retries: body
+                .max_retries
+                .unwrap_or(config.webhook_max_retries)
+                .min(10),
         }),
         _ => {
             return Err(ApiError::new(
@@ -302,7 +317,10 @@ async fn create_bot(
             ))
         }
     };
-    let bot = state.engine.create_bot(&principal, &body.name, kind).await?;
+    let bot = state
+        .engine
+        .create_bot(&principal, &body.name, kind)
+        .await?;
     let mut answer = json!({"id": bot.id.0, "name": bot.name, "kind": bot.kind.kind_str()});
     if let BotKind::Webhook(settings) = &bot.kind {
         answer["url"] = json!(settings.url);

@@ -132,12 +132,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     } else {
         None
     };
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            address: settings.listen,
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                address: settings.listen,
+                source,
+            })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
         address: settings.listen,
         source,

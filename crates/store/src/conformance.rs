@@ -8,7 +8,7 @@ use crate::*;
 use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use switchboard_core::bot::{BotReply, ScriptedRules};
+use switchboard_core::bot::BotReply;
 
 /// A fresh, empty store and whatever must live as long as it (a temporary directory, a
 /// database to drop).
@@ -71,7 +71,7 @@ pub async fn world(store: &Arc<dyn Store>) -> World {
         .create_bot(
             account.id,
             "demo",
-            &BotKind::Scripted(ScriptedRules::default()),
+            &BotKind::Scripted(Box::default()),
         )
         .await
         .unwrap();
@@ -153,7 +153,10 @@ pub async fn seq_is_gapless_under_concurrent_writers(store: &Arc<dyn Store>) {
     let mut all = BTreeSet::new();
     for task in tasks {
         let seqs = task.await.unwrap();
-        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "one writer's seqs grow");
+        assert!(
+            seqs.windows(2).all(|pair| pair[0] < pair[1]),
+            "one writer's seqs grow"
+        );
         all.extend(seqs);
     }
     let expected: BTreeSet<i64> = (1..=(writers * per_writer) as i64).collect();
@@ -194,7 +197,9 @@ pub async fn repeated_client_message_id_returns_the_original(store: &Arc<dyn Sto
     for _ in 0..10 {
         let store = store.clone();
         let message = visitor_text(&world, "burst", Some("c-2"));
-        tasks.push(tokio::spawn(async move { store.append_message(message).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            store.append_message(message).await.unwrap()
+        }));
     }
     let mut created = 0;
     let mut ids = BTreeSet::new();
@@ -243,7 +248,11 @@ pub async fn messages_after_pages_in_seq_order(store: &Arc<dyn Store>) {
     let seqs: Vec<i64> = page.iter().map(|message| message.seq).collect();
     assert_eq!(seqs, vec![4, 5, 6, 7]);
     assert_eq!(page[0].content, "m4");
-    assert!(store.messages_after(conversation_id, 10, 5).await.unwrap().is_empty());
+    assert!(store
+        .messages_after(conversation_id, 10, 5)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(store
         .messages_after(ConversationId(i64::MAX - 1), 0, 5)
         .await
@@ -265,9 +274,17 @@ pub async fn sessions_start_and_end(store: &Arc<dyn Store>) {
     assert_eq!(conversation.inbox_id, world.inbox.id);
     assert_eq!(conversation.status, ConversationStatus::Open);
     assert_eq!(conversation.last_seq, 0);
-    let ended = store.end_session(&session.id, NOW + 5).await.unwrap().unwrap();
+    let ended = store
+        .end_session(&session.id, NOW + 5)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ended.ended_at, Some(NOW + 5));
-    let again = store.end_session(&session.id, NOW + 9).await.unwrap().unwrap();
+    let again = store
+        .end_session(&session.id, NOW + 9)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.ended_at, Some(NOW + 5), "the first end time is kept");
     let unknown = SessionId(unique("nope"));
     assert!(store.session(&unknown).await.unwrap().is_none());
@@ -288,7 +305,11 @@ pub async fn keys_resolve_to_their_account_and_kind(store: &Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!((found.id, kind), (account.id, AccountKeyKind::Publishable));
-    assert!(store.account_by_key_hash("unknown").await.unwrap().is_none());
+    assert!(store
+        .account_by_key_hash("unknown")
+        .await
+        .unwrap()
+        .is_none());
     assert!(store.count_accounts().await.unwrap() >= 1);
     let agent = store
         .create_agent(
@@ -327,7 +348,7 @@ pub async fn bots_are_unique_per_account_and_can_be_deleted(store: &Arc<dyn Stor
         .create_bot(
             world.account.id,
             "demo",
-            &BotKind::Scripted(ScriptedRules::default()),
+            &BotKind::Scripted(Box::default()),
         )
         .await;
     assert!(matches!(taken, Err(StoreError::Conflict { .. })));
@@ -346,8 +367,15 @@ pub async fn bots_are_unique_per_account_and_can_be_deleted(store: &Arc<dyn Stor
         .await
         .unwrap()
         .is_none());
-    assert!(store.delete_bot(world.account.id, world.bot.id).await.unwrap());
-    assert!(store.bot(world.account.id, world.bot.id).await.unwrap().is_none());
+    assert!(store
+        .delete_bot(world.account.id, world.bot.id)
+        .await
+        .unwrap());
+    assert!(store
+        .bot(world.account.id, world.bot.id)
+        .await
+        .unwrap()
+        .is_none());
     let inboxes = store.inboxes(world.account.id).await.unwrap();
     assert_eq!(inboxes[0].bot_id, None);
 }
@@ -375,7 +403,10 @@ pub async fn read_positions_only_move_forward(store: &Arc<dyn Store>) {
         .mark_read(conversation_id, ReadSide::Contact, 99)
         .await
         .unwrap();
-    assert_eq!(read.contact_last_read_seq, 4, "clamped to the newest message");
+    assert_eq!(
+        read.contact_last_read_seq, 4,
+        "clamped to the newest message"
+    );
     assert_eq!(read.agent_last_read_seq, 0);
     let read = store
         .mark_read(conversation_id, ReadSide::Agent, 2)
@@ -450,5 +481,8 @@ pub async fn iframe_events_are_kept(store: &Arc<dyn Store>) {
         created_at: NOW,
     };
     store.record_iframe_event(event.clone()).await.unwrap();
-    assert_eq!(store.iframe_events(&world.session.id).await.unwrap(), vec![event]);
+    assert_eq!(
+        store.iframe_events(&world.session.id).await.unwrap(),
+        vec![event]
+    );
 }

@@ -103,8 +103,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_agent(&self, agent: NewAgent, now: UnixMillis) -> StoreResult<Agent>;
 
-    async fn create_bot(&self, account_id: AccountId, name: &str, kind: &BotKind)
-        -> StoreResult<Bot>;
+    async fn create_bot(
+        &self,
+        account_id: AccountId,
+        name: &str,
+        kind: &BotKind,
+    ) -> StoreResult<Bot>;
     async fn bot(&self, account_id: AccountId, bot_id: BotId) -> StoreResult<Option<Bot>>;
     async fn bot_by_name(&self, account_id: AccountId, name: &str) -> StoreResult<Option<Bot>>;
     /// Removes a bot; sessions bound to it then answer that their agent is missing.
@@ -129,8 +133,10 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> StoreResult<Option<Session>>;
 
-    async fn conversation(&self, conversation_id: ConversationId)
-        -> StoreResult<Option<Conversation>>;
+    async fn conversation(
+        &self,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Conversation>>;
 
     /// Appends a message: allocates the next seq, or returns the original for a repeated
     /// `client_message_id`. Returns after the commit.

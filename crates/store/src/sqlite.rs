@@ -369,7 +369,9 @@ fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
         "user" => Sender::Agent(AgentId(sender_id)),
         "bot" => Sender::Bot {
             id: BotId(sender_id),
-            name: row.get::<_, Option<String>>("sender_name")?.unwrap_or_default(),
+            name: row
+                .get::<_, Option<String>>("sender_name")?
+                .unwrap_or_default(),
         },
         "integration" => Sender::Integration(AccountId(sender_id)),
         "system" => Sender::System,
@@ -381,7 +383,11 @@ fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
     let attributes: Option<String> = row.get("attributes")?;
     let attributes = match attributes {
         Some(json) => serde_json::from_str(&json).map_err(|error| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(error))
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
         })?,
         None => MessageAttributes::default(),
     };
@@ -434,7 +440,12 @@ fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended>
             .and_then(|mut statement| {
                 statement
                     .query_row(
-                        params![message.conversation_id.0, sender_kind, sender_id, client_message_id],
+                        params![
+                            message.conversation_id.0,
+                            sender_kind,
+                            sender_id,
+                            client_message_id
+                        ],
                         message_from_row,
                     )
                     .optional()
@@ -455,7 +466,11 @@ fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended>
         .and_then(|mut statement| {
             statement
                 .query_row(
-                    params![message.conversation_id.0, message.account_id.0, message.created_at],
+                    params![
+                        message.conversation_id.0,
+                        message.account_id.0,
+                        message.created_at
+                    ],
                     |row| row.get(0),
                 )
                 .optional()
@@ -873,7 +888,8 @@ impl Store for SqliteStore {
     }
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
-        self.write(move |connection| append(connection, message)).await
+        self.write(move |connection| append(connection, message))
+            .await
     }
 
     async fn messages_after(
@@ -888,7 +904,10 @@ impl Store for SqliteStore {
                     "SELECT * FROM messages WHERE conversation_id = ?1 AND seq > ?2 \
                      ORDER BY seq LIMIT ?3",
                 )?
-                .query_map(params![conversation_id.0, after_seq, limit], message_from_row)?
+                .query_map(
+                    params![conversation_id.0, after_seq, limit],
+                    message_from_row,
+                )?
                 .collect()
         })
         .await
@@ -951,9 +970,7 @@ impl Store for SqliteStore {
         let session_id = session_id.clone();
         self.read(move |connection| {
             connection
-                .prepare_cached(
-                    "SELECT * FROM iframe_events WHERE session_id = ?1 ORDER BY id",
-                )?
+                .prepare_cached("SELECT * FROM iframe_events WHERE session_id = ?1 ORDER BY id")?
                 .query_map([&session_id.0], |row| {
                     Ok(IframeEvent {
                         account_id: AccountId(row.get("account_id")?),

@@ -6,7 +6,8 @@ use switchboard_store::{conformance_tests, Durability, SqliteStore};
 
 async fn fresh_sqlite() -> Fixture {
     let directory = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(directory.path().join("switchboard.db"), Durability::Full).unwrap();
+    let store =
+        SqliteStore::open(directory.path().join("switchboard.db"), Durability::Full).unwrap();
     Fixture {
         store: Arc::new(store),
         guard: Box::new(directory),
@@ -24,13 +25,18 @@ async fn data_survives_reopening() {
             Arc::new(SqliteStore::open(&path, Durability::Full).unwrap());
         let world = switchboard_store::conformance::world(&store).await;
         let appended = store
-            .append_message(switchboard_store::conformance::visitor_text(&world, "kept", None))
+            .append_message(switchboard_store::conformance::visitor_text(
+                &world, "kept", None,
+            ))
             .await
             .unwrap();
         (world.session.conversation_id, appended.message)
     };
     let reopened = SqliteStore::open(&path, Durability::Full).unwrap();
     use switchboard_store::Store;
-    let stored = reopened.messages_after(conversation_id, 0, 10).await.unwrap();
+    let stored = reopened
+        .messages_after(conversation_id, 0, 10)
+        .await
+        .unwrap();
     assert_eq!(stored, vec![message]);
 }

@@ -11,15 +11,29 @@ const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
 async fn account_create_prints_keys_that_the_server_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(BINARY)
-        .args(["account", "create", "--name", "Acme", "--json", "--data-dir"])
+        .args([
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--json",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let created: Value = serde_json::from_slice(&output.stdout).unwrap();
     let api_key = created["apiKey"].as_str().unwrap().to_string();
     assert!(created["accountId"].as_i64().is_some());
-    assert!(created["publishableKey"].as_str().unwrap().starts_with("sb_pub_"));
+    assert!(created["publishableKey"]
+        .as_str()
+        .unwrap()
+        .starts_with("sb_pub_"));
 
     let mut settings = test_settings(&dir);
     settings.demo = false;
@@ -36,11 +50,21 @@ async fn account_create_prints_keys_that_the_server_accepts() {
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "PDP_NOT_FOUND");
-    assert!(!dir.path().join("demo.json").exists(), "an existing store gets no demo");
+    assert!(
+        !dir.path().join("demo.json").exists(),
+        "an existing store gets no demo"
+    );
     server.shutdown().await;
 
     let refused = Command::new(BINARY)
-        .args(["account", "create", "--name", "X", "--database-url", "postgres://nowhere/db"])
+        .args([
+            "account",
+            "create",
+            "--name",
+            "X",
+            "--database-url",
+            "postgres://nowhere/db",
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success());
@@ -55,7 +79,12 @@ async fn serve_writes_demo_json_and_sigterm_closes_sockets_with_1001() {
         listener.local_addr().unwrap().port()
     };
     let mut child = Command::new(BINARY)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -72,8 +101,15 @@ async fn serve_writes_demo_json_and_sigterm_closes_sockets_with_1001() {
     }
     assert!(ready, "the server did not come up");
     let demo: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap()).unwrap();
-    for field in ["accountId", "apiKey", "publishableKey", "inboxId", "inboxIdentifier"] {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap())
+            .unwrap();
+    for field in [
+        "accountId",
+        "apiKey",
+        "publishableKey",
+        "inboxId",
+        "inboxIdentifier",
+    ] {
         assert!(!demo[field].is_null(), "demo.json lacks {field}");
     }
     assert_eq!(demo["botAgentId"], "demo");
@@ -103,6 +139,9 @@ async fn serve_writes_demo_json_and_sigterm_closes_sockets_with_1001() {
         .unwrap();
     assert!(status.success());
     assert_eq!(ws.closed().await, 1001);
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "{exit:?}");
 }

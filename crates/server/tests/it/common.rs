@@ -58,7 +58,9 @@ impl TestServer {
     /// Stops the server gracefully and starts it again on the same data directory.
     pub async fn restart(&mut self) {
         self.server.take().unwrap().shutdown().await;
-        let server = switchboard_server::start(self.settings.clone()).await.unwrap();
+        let server = switchboard_server::start(self.settings.clone())
+            .await
+            .unwrap();
         self.base = format!("127.0.0.1:{}", server.local_addr.port());
         self.server = Some(server);
     }
@@ -87,7 +89,10 @@ impl TestServer {
             .unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn create_session_for(&self, agent_id: &str) -> Session {
@@ -124,8 +129,11 @@ impl TestServer {
     }
 
     pub async fn connect_session(&self, session: &Session) -> Ws {
-        self.connect(&format!("/ws/session/{}?token={}", session.id, session.token))
-            .await
+        self.connect(&format!(
+            "/ws/session/{}?token={}",
+            session.id, session.token
+        ))
+        .await
     }
 }
 
@@ -140,7 +148,10 @@ pub struct Session {
 #[derive(Debug, PartialEq)]
 pub enum Received {
     Frame(Value),
-    Closed { code: u16, reason: String },
+    Closed {
+        code: u16,
+        reason: String,
+    },
     /// The connection ended without a close frame.
     Ended,
 }
@@ -171,7 +182,8 @@ impl Ws {
     }
 
     pub async fn send(&mut self, kind: &str, payload: Value) {
-        self.send_json(json!({"type": kind, "payload": payload})).await;
+        self.send_json(json!({"type": kind, "payload": payload}))
+            .await;
     }
 
     pub async fn recv_untimed(&mut self) -> Received {

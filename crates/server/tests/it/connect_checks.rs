@@ -10,7 +10,9 @@ async fn each_refusal_has_its_code_and_close() {
 
     let mut ws = server.connect(&format!("/ws/session/{}", session.id)).await;
     ws.expect_refusal("AUTH_REQUIRED", 4001).await;
-    let mut ws = server.connect(&format!("/ws/session/{}?token=", session.id)).await;
+    let mut ws = server
+        .connect(&format!("/ws/session/{}?token=", session.id))
+        .await;
     ws.expect_refusal("AUTH_REQUIRED", 4001).await;
 
     let mut ws = server

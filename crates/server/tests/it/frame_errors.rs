@@ -24,13 +24,31 @@ async fn malformed_frames_are_answered_and_the_socket_stays_open() {
         ("this is not json", "INVALID_JSON"),
         ("[]", "INVALID_JSON"),
         ("{\"payload\":{}}", "INVALID_JSON"),
-        ("{\"type\":\"visitor_message\",\"payload\":\"text\"}", "INVALID_JSON"),
-        ("{\"type\":\"visitor_message\",\"payload\":{\"text\":42}}", "INVALID_JSON"),
+        (
+            "{\"type\":\"visitor_message\",\"payload\":\"text\"}",
+            "INVALID_JSON",
+        ),
+        (
+            "{\"type\":\"visitor_message\",\"payload\":{\"text\":42}}",
+            "INVALID_JSON",
+        ),
         ("{\"type\":\"explode\",\"payload\":{}}", "UNKNOWN_TYPE"),
-        ("{\"type\":\"visitor_message\",\"payload\":{\"text\":\"\"}}", "EMPTY_MESSAGE"),
-        ("{\"type\":\"visitor_message\",\"payload\":{\"text\":\"   \"}}", "EMPTY_MESSAGE"),
-        ("{\"type\":\"visitor_message\",\"payload\":{}}", "EMPTY_MESSAGE"),
-        ("{\"type\":\"typing\",\"payload\":{\"isTyping\":\"yes\"}}", "INVALID_JSON"),
+        (
+            "{\"type\":\"visitor_message\",\"payload\":{\"text\":\"\"}}",
+            "EMPTY_MESSAGE",
+        ),
+        (
+            "{\"type\":\"visitor_message\",\"payload\":{\"text\":\"   \"}}",
+            "EMPTY_MESSAGE",
+        ),
+        (
+            "{\"type\":\"visitor_message\",\"payload\":{}}",
+            "EMPTY_MESSAGE",
+        ),
+        (
+            "{\"type\":\"typing\",\"payload\":{\"isTyping\":\"yes\"}}",
+            "INVALID_JSON",
+        ),
         ("{\"type\":\"resume\",\"payload\":{}}", "INVALID_JSON"),
     ];
     for (frame, code) in cases {
@@ -43,7 +61,11 @@ async fn malformed_frames_are_answered_and_the_socket_stays_open() {
     ws.send("visitor_message", json!({"text": long})).await;
     assert_eq!(ws.expect("error").await["code"], "MESSAGE_TOO_LARGE");
     let long_id = "i".repeat(200);
-    ws.send("visitor_message", json!({"text": "hi", "clientMessageId": long_id})).await;
+    ws.send(
+        "visitor_message",
+        json!({"text": "hi", "clientMessageId": long_id}),
+    )
+    .await;
     assert_eq!(ws.expect("error").await["code"], "INVALID_JSON");
     ws.stream
         .send(Message::Binary(vec![0xff, 0x00, 0x13].into()))
@@ -55,7 +77,11 @@ async fn malformed_frames_are_answered_and_the_socket_stays_open() {
     let stored = server
         .engine()
         .store()
-        .messages_after(switchboard_core::ConversationId(session.conversation_id), 0, 10)
+        .messages_after(
+            switchboard_core::ConversationId(session.conversation_id),
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert!(stored.is_empty());
@@ -98,7 +124,8 @@ async fn the_eleventh_message_in_a_minute_is_rate_limited_and_not_stored() {
         ws.say(&format!("message {n}"), None).await;
         ws.bot_turn().await;
     }
-    ws.send("visitor_message", json!({"text": "one too many"})).await;
+    ws.send("visitor_message", json!({"text": "one too many"}))
+        .await;
     let error = ws.expect("error").await;
     assert_eq!(error["code"], "RATE_LIMITED");
     let retry_after = error["retryAfter"].as_u64().unwrap();
@@ -107,9 +134,19 @@ async fn the_eleventh_message_in_a_minute_is_rate_limited_and_not_stored() {
     let stored = server
         .engine()
         .store()
-        .messages_after(switchboard_core::ConversationId(session.conversation_id), 0, 100)
+        .messages_after(
+            switchboard_core::ConversationId(session.conversation_id),
+            0,
+            100,
+        )
         .await
         .unwrap();
-    assert_eq!(stored.len(), 20, "ten messages and ten replies; the eleventh dropped");
-    assert!(stored.iter().all(|message| message.content != "one too many"));
+    assert_eq!(
+        stored.len(),
+        20,
+        "ten messages and ten replies; the eleventh dropped"
+    );
+    assert!(stored
+        .iter()
+        .all(|message| message.content != "one too many"));
 }

@@ -25,8 +25,10 @@ async fn create_connect_chat_drive_the_iframe_capture_a_lead_and_end() {
     assert!(reply["speech"].as_str().is_some());
     let commands = reply["iframeCommands"].as_array().unwrap();
     assert_eq!(commands[0]["action"], "navigate");
-    assert!(commands.iter().any(|command| command["action"] == "highlight"
-        && command["selector"] == "[data-testid='pipeline-chart']"));
+    assert!(commands
+        .iter()
+        .any(|command| command["action"] == "highlight"
+            && command["selector"] == "[data-testid='pipeline-chart']"));
     assert!(!reply["suggestions"].as_array().unwrap().is_empty());
     let typing = ws.expect("typing_indicator").await;
     assert_eq!(typing, json!({"agentId": "demo", "isTyping": false}));
@@ -65,7 +67,10 @@ async fn create_connect_chat_drive_the_iframe_capture_a_lead_and_end() {
     ws.say("qwertyuiop", None).await;
     let turn = ws.bot_turn().await;
     assert_eq!(turn.len(), 1);
-    assert!(turn[0]["payload"]["text"].as_str().unwrap().contains("not sure"));
+    assert!(turn[0]["payload"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("not sure"));
 
     // Typing and read receipts from the visitor are accepted silently.
     ws.send("typing", json!({"isTyping": true})).await;
@@ -105,7 +110,11 @@ async fn a_repeated_client_message_id_is_stored_once_and_answered_once() {
     let messages = server
         .engine()
         .store()
-        .messages_after(switchboard_core::ConversationId(session.conversation_id), 0, 100)
+        .messages_after(
+            switchboard_core::ConversationId(session.conversation_id),
+            0,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(messages.len(), 2, "the visitor's message and one reply");
@@ -128,19 +137,35 @@ async fn session_creation_is_refused_clearly() {
     let server = TestServer::start().await;
     let key = server.publishable_key();
     let (status, body) = server
-        .post("/api/v1/session", "sb_pub_wrong", json!({"agentId": "demo"}))
+        .post(
+            "/api/v1/session",
+            "sb_pub_wrong",
+            json!({"agentId": "demo"}),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("UNAUTHORIZED"))
+    );
     let (status, body) = server
         .post("/api/v1/session", &key, json!({"agentId": "nobody"}))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("PDP_NOT_FOUND")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("PDP_NOT_FOUND"))
+    );
     let (status, body) = server.post("/api/v1/session", &key, json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("INVALID_REQUEST")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
     let (status, body) = server
         .post("/api/v1/session", &key, json!({"agentId": 5}))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("INVALID_REQUEST")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
     let response = reqwest::Client::new()
         .post(server.url("/api/v1/session"))
         .bearer_auth(&key)
@@ -156,14 +181,21 @@ async fn session_creation_is_refused_clearly() {
         .post(server.url("/api/v1/session"))
         .bearer_auth(&key)
         .header("content-type", "application/json")
-        .body(format!("{{\"agentId\":\"{}\"}}", "x".repeat(2 * 1024 * 1024)))
+        .body(format!(
+            "{{\"agentId\":\"{}\"}}",
+            "x".repeat(2 * 1024 * 1024)
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
     // The API key may start sessions too; no credential may not.
     let (status, _) = server
-        .post("/api/v1/session", &server.api_key(), json!({"agentId": "demo"}))
+        .post(
+            "/api/v1/session",
+            &server.api_key(),
+            json!({"agentId": "demo"}),
+        )
         .await;
     assert_eq!(status, 201);
     let response = reqwest::Client::new()
@@ -177,7 +209,10 @@ async fn session_creation_is_refused_clearly() {
     let (status, body) = server
         .post("/api/v1/session/sess_unknown/end", &key, json!({}))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
     let other = server.engine().create_account("Other").await.unwrap();
     let session = server.create_session().await;
     let (status, _) = server
@@ -193,7 +228,12 @@ async fn session_creation_is_refused_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness() {
     let server = TestServer::start().await;
-    let health: serde_json::Value = reqwest::get(server.url("/healthz")).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = reqwest::get(server.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     let ready = reqwest::get(server.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);

@@ -15,7 +15,11 @@ async fn messages_and_sessions_survive_a_restart() {
         ws.bot_turn().await;
     }
     server.restart().await;
-    assert_eq!(ws.closed().await, 1001, "sockets are told the server is going away");
+    assert_eq!(
+        ws.closed().await,
+        1001,
+        "sockets are told the server is going away"
+    );
 
     // The same token still works (the signing secret is stored), and everything is there.
     let mut back = server.connect_session(&session).await;

@@ -10,7 +10,8 @@ fn seq_of(frame: &Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_replays_exactly_what_was_missed_then_goes_live() {
-    let server = TestServer::start_with(|settings| settings.engine.rate_rules = RateRules::UNLIMITED).await;
+    let server =
+        TestServer::start_with(|settings| settings.engine.rate_rules = RateRules::UNLIMITED).await;
     let session = server.create_session().await;
 
     // The first tab sees seq 1 (its message) and 2 (the reply), then drops.
@@ -65,7 +66,8 @@ async fn resume_replays_exactly_what_was_missed_then_goes_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_seq_on_the_url_replays_before_anything_live() {
-    let server = TestServer::start_with(|settings| settings.engine.rate_rules = RateRules::UNLIMITED).await;
+    let server =
+        TestServer::start_with(|settings| settings.engine.rate_rules = RateRules::UNLIMITED).await;
     let session = server.create_session().await;
     let mut ws = server.connect_session(&session).await;
     for text in ["hi", "dashboard"] {
@@ -91,7 +93,8 @@ async fn last_seq_on_the_url_replays_before_anything_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_tab_sees_every_reply_once_while_another_resumes() {
-    let server = TestServer::start_with(|settings| settings.engine.rate_rules = RateRules::UNLIMITED).await;
+    let server =
+        TestServer::start_with(|settings| settings.engine.rate_rules = RateRules::UNLIMITED).await;
     let session = server.create_session().await;
     let mut watcher = server.connect_session(&session).await;
     let mut talker = server.connect_session(&session).await;

@@ -27,8 +27,14 @@ async fn a_stalled_reader_is_disconnected_and_others_get_everything() {
     // The stalled tab has a tiny receive buffer and never reads.
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.server.as_ref().unwrap().local_addr).await.unwrap();
-    let url = format!("ws://{}/ws/session/{}?token={}", server.base, session.id, session.token);
+    let stream = socket
+        .connect(server.server.as_ref().unwrap().local_addr)
+        .await
+        .unwrap();
+    let url = format!(
+        "ws://{}/ws/session/{}?token={}",
+        server.base, session.id, session.token
+    );
     let (stalled, _) =
         tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
             .await

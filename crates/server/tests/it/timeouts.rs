@@ -26,7 +26,10 @@ async fn a_silent_socket_is_closed_after_the_heartbeat_timeout() {
         other => panic!("expected the heartbeat close, got {other:?}"),
     }
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(90) && waited < Duration::from_secs(95), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(90) && waited < Duration::from_secs(95),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]

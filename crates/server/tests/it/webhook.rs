@@ -107,7 +107,11 @@ async fn a_failing_webhook_is_retried_then_reported_to_the_visitor() {
     assert_eq!(turn.len(), 1);
     assert_eq!(turn[0]["type"], "error");
     assert_eq!(turn[0]["payload"]["code"], "AGENT_UNAVAILABLE");
-    assert_eq!(calls.count.load(Ordering::SeqCst), 3, "one attempt and two retries");
+    assert_eq!(
+        calls.count.load(Ordering::SeqCst),
+        3,
+        "one attempt and two retries"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,9 +126,16 @@ async fn bots_are_created_only_with_the_api_key_and_valid_settings() {
         .await;
     assert_eq!(status, 403);
     let (status, body) = server
-        .post("/api/v1/bots", &server.api_key(), json!({"name": "x", "kind": "psychic"}))
+        .post(
+            "/api/v1/bots",
+            &server.api_key(),
+            json!({"name": "x", "kind": "psychic"}),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("INVALID_REQUEST")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
     let (status, _) = server
         .post(
             "/api/v1/bots",
@@ -134,7 +145,14 @@ async fn bots_are_created_only_with_the_api_key_and_valid_settings() {
         .await;
     assert_eq!(status, 400);
     let (status, body) = server
-        .post("/api/v1/bots", &server.api_key(), json!({"name": "demo", "kind": "scripted"}))
+        .post(
+            "/api/v1/bots",
+            &server.api_key(),
+            json!({"name": "demo", "kind": "scripted"}),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("CONFLICT")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("CONFLICT"))
+    );
 }

@@ -82,7 +82,10 @@ fn invalid(message: impl Into<String>) -> FrameError {
     }
 }
 
-fn optional_string(payload: &Map<String, Value>, field: &str) -> Result<Option<String>, FrameError> {
+fn optional_string(
+    payload: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, FrameError> {
     match payload.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -96,7 +99,9 @@ fn required_seq(payload: &Map<String, Value>, field: &str) -> Result<Seq, FrameE
             .as_i64()
             .filter(|seq| *seq >= 0)
             .ok_or_else(|| invalid(format!("payload.{field} must be a non-negative integer"))),
-        _ => Err(invalid(format!("payload.{field} must be a non-negative integer"))),
+        _ => Err(invalid(format!(
+            "payload.{field} must be a non-negative integer"
+        ))),
     }
 }
 
@@ -105,7 +110,9 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|error| invalid(format!("the frame is not valid JSON: {error}")))?;
     let Value::Object(mut frame) = value else {
-        return Err(invalid("the frame must be a JSON object with type and payload"));
+        return Err(invalid(
+            "the frame must be a JSON object with type and payload",
+        ));
     };
     let kind = match frame.remove("type") {
         Some(Value::String(kind)) => kind,
@@ -302,7 +309,11 @@ mod tests {
             Err((code, fragment)) => {
                 let error = decoded.expect_err(input);
                 assert_eq!(error.code, code, "{input}");
-                assert!(error.message.contains(fragment), "{input}: {}", error.message);
+                assert!(
+                    error.message.contains(fragment),
+                    "{input}: {}",
+                    error.message
+                );
             }
         }
     }
@@ -323,7 +334,10 @@ mod tests {
                 client_message_id: Some("c1".into()),
             }),
         );
-        check(r#"{"type":"heartbeat","payload":{}}"#, Ok(ClientFrame::Heartbeat));
+        check(
+            r#"{"type":"heartbeat","payload":{}}"#,
+            Ok(ClientFrame::Heartbeat),
+        );
         check(r#"{"type":"heartbeat"}"#, Ok(ClientFrame::Heartbeat));
         check(
             r##"{"type":"iframe_event","payload":{"event":"click","selector":"#btn","url":"/dashboard"}}"##,
@@ -337,7 +351,10 @@ mod tests {
             r#"{"type":"typing","payload":{"isTyping":true}}"#,
             Ok(ClientFrame::Typing { is_typing: true }),
         );
-        check(r#"{"type":"read","payload":{"seq":42}}"#, Ok(ClientFrame::Read { seq: 42 }));
+        check(
+            r#"{"type":"read","payload":{"seq":42}}"#,
+            Ok(ClientFrame::Read { seq: 42 }),
+        );
         check(
             r#"{"type":"resume","payload":{"lastSeq":41}}"#,
             Ok(ClientFrame::Resume { last_seq: 41 }),
@@ -348,18 +365,42 @@ mod tests {
     fn refuses_malformed_frames_with_the_documented_codes() {
         check("not json", Err((ErrorCode::InvalidJson, "not valid JSON")));
         check("[1,2]", Err((ErrorCode::InvalidJson, "JSON object")));
-        check(r#"{"payload":{}}"#, Err((ErrorCode::InvalidJson, "no type")));
-        check(r#"{"type":7}"#, Err((ErrorCode::InvalidJson, "type must be a string")));
-        check(r#"{"type":"heartbeat","payload":[]}"#, Err((ErrorCode::InvalidJson, "payload must be an object")));
-        check(r#"{"type":"dance","payload":{}}"#, Err((ErrorCode::UnknownType, "dance")));
+        check(
+            r#"{"payload":{}}"#,
+            Err((ErrorCode::InvalidJson, "no type")),
+        );
+        check(
+            r#"{"type":7}"#,
+            Err((ErrorCode::InvalidJson, "type must be a string")),
+        );
+        check(
+            r#"{"type":"heartbeat","payload":[]}"#,
+            Err((ErrorCode::InvalidJson, "payload must be an object")),
+        );
+        check(
+            r#"{"type":"dance","payload":{}}"#,
+            Err((ErrorCode::UnknownType, "dance")),
+        );
         check(
             r#"{"type":"visitor_message","payload":{"text":5}}"#,
             Err((ErrorCode::InvalidJson, "payload.text")),
         );
-        check(r#"{"type":"typing","payload":{}}"#, Err((ErrorCode::InvalidJson, "isTyping")));
-        check(r#"{"type":"read","payload":{"seq":-1}}"#, Err((ErrorCode::InvalidJson, "seq")));
-        check(r#"{"type":"resume","payload":{"lastSeq":"x"}}"#, Err((ErrorCode::InvalidJson, "lastSeq")));
-        check(r#"{"type":"iframe_event","payload":{}}"#, Err((ErrorCode::InvalidJson, "event")));
+        check(
+            r#"{"type":"typing","payload":{}}"#,
+            Err((ErrorCode::InvalidJson, "isTyping")),
+        );
+        check(
+            r#"{"type":"read","payload":{"seq":-1}}"#,
+            Err((ErrorCode::InvalidJson, "seq")),
+        );
+        check(
+            r#"{"type":"resume","payload":{"lastSeq":"x"}}"#,
+            Err((ErrorCode::InvalidJson, "lastSeq")),
+        );
+        check(
+            r#"{"type":"iframe_event","payload":{}}"#,
+            Err((ErrorCode::InvalidJson, "event")),
+        );
     }
 
     #[test]
@@ -378,7 +419,9 @@ mod tests {
             content: "Plans start free.".into(),
             attributes: MessageAttributes {
                 speech: None,
-                iframe_commands: vec![IframeCommand::Navigate { url: "/pricing".into() }],
+                iframe_commands: vec![IframeCommand::Navigate {
+                    url: "/pricing".into(),
+                }],
                 suggestions: vec!["Talk to a human".into()],
                 lead_form: Some(LeadForm {
                     fields: vec!["email".into(), "company".into()],

@@ -103,7 +103,12 @@ where
         reason: Utf8Bytes::from(reason),
     };
     // A peer that stopped reading must not hold the task: the close gets a bounded time.
-    match tokio::time::timeout(Duration::from_secs(2), socket.send(WsMessage::Close(Some(frame)))).await {
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(WsMessage::Close(Some(frame))),
+    )
+    .await
+    {
         Ok(result) => result,
         Err(_) => Ok(()),
     }
@@ -129,12 +134,18 @@ pub async fn serve_session_socket<S>(
 {
     let SessionJoin { principal, session } = join;
     let conversation_id = session.conversation_id;
-    let mut feed = match engine.open_feed(&principal, conversation_id, last_seq).await {
+    let mut feed = match engine
+        .open_feed(&principal, conversation_id, last_seq)
+        .await
+    {
         Ok(feed) => feed,
         Err(error) => {
             tracing::error!(%error, "could not open a session feed");
             let _ = socket
-                .send(WsMessage::Text(error_frame(ErrorCode::ServerError, "please reconnect")))
+                .send(WsMessage::Text(error_frame(
+                    ErrorCode::ServerError,
+                    "please reconnect",
+                )))
                 .await;
             let _ = close_with(&mut socket, CloseCode::TryAgainLater, "try again later").await;
             return;
@@ -297,7 +308,10 @@ fn engine_error_frame(error: EngineError) -> Utf8Bytes {
         ),
         other => {
             tracing::error!(error = %other, "session command failed");
-            error_frame(ErrorCode::ServerError, "the server could not process this; retry")
+            error_frame(
+                ErrorCode::ServerError,
+                "the server could not process this; retry",
+            )
         }
     }
 }
