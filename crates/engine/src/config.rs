@@ -9,6 +9,8 @@ pub struct EngineConfig {
     pub session_ttl: Duration,
     /// A connection that sends nothing for this long is closed.
     pub heartbeat_timeout: Duration,
+    /// A typing indicator not refreshed for this long is turned off by the server.
+    pub typing_timeout: Duration,
     /// Frames that may wait for a slow connection before it is cut off.
     pub outbound_queue: usize,
     /// The largest message text, in bytes.
@@ -26,6 +28,7 @@ impl Default for EngineConfig {
         EngineConfig {
             session_ttl: Duration::from_secs(30 * 60),
             heartbeat_timeout: Duration::from_secs(90),
+            typing_timeout: Duration::from_secs(30),
             outbound_queue: 1024,
             max_message_bytes: switchboard_core::message::DEFAULT_MAX_MESSAGE_BYTES,
             replay_page: 500,

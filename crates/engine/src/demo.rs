@@ -31,7 +31,11 @@ impl Engine {
         let account_id = account.account.id;
         let bot = self
             .store()
-            .create_bot(account_id, "demo", &BotKind::Scripted(Box::new(demo_rules())))
+            .create_bot(
+                account_id,
+                "demo",
+                &BotKind::Scripted(Box::new(demo_rules())),
+            )
             .await?;
         let inbox = self
             .store()

@@ -8,8 +8,9 @@ use crate::error::EngineError;
 use crate::feed::Feed;
 use crate::hub::Hub;
 use crate::limiter::Limiter;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use switchboard_bus::Bus;
 use switchboard_core::policy::can_view_conversation;
@@ -67,6 +68,11 @@ pub struct Engine {
     shutdown: watch::Sender<bool>,
     open_connections: AtomicUsize,
     connections_changed: Notify,
+    /// Live typing indicators and the generation of their latest refresh; a timer turns an
+    /// indicator off when no refresh came within `typing_timeout`. A std lock: never held
+    /// across an await.
+    typing: Mutex<HashMap<(ConversationId, Actor), u64>>,
+    typing_generation: AtomicU64,
 }
 
 /// Counts a live connection for as long as it is held.
@@ -117,6 +123,8 @@ impl Engine {
             shutdown,
             open_connections: AtomicUsize::new(0),
             connections_changed: Notify::new(),
+            typing: Mutex::new(HashMap::new()),
+            typing_generation: AtomicU64::new(0),
         }))
     }
 
@@ -537,12 +545,17 @@ impl Engine {
                     _ => Actor::Contact(principal.contact_id().ok_or(DomainError::Forbidden)?),
                 };
                 let kind = if is_typing {
+                    self.arm_typing_timer(conversation_id, actor.clone(), principal.account_id());
                     EventKind::TypingOn {
                         conversation_id,
                         actor,
                         private: false,
                     }
                 } else {
+                    self.typing
+                        .lock()
+                        .expect("typing poisoned")
+                        .remove(&(conversation_id, actor.clone()));
                     EventKind::TypingOff {
                         conversation_id,
                         actor,
@@ -618,6 +631,49 @@ impl Engine {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    /// Turns `actor`'s typing indicator off after `typing_timeout` unless it is refreshed or
+    /// turned off before then.
+    fn arm_typing_timer(
+        &self,
+        conversation_id: ConversationId,
+        actor: Actor,
+        account_id: AccountId,
+    ) {
+        let generation = self.typing_generation.fetch_add(1, Ordering::Relaxed);
+        let key = (conversation_id, actor);
+        self.typing
+            .lock()
+            .expect("typing poisoned")
+            .insert(key.clone(), generation);
+        let engine = self.arc();
+        let timeout = self.config.typing_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let expired = {
+                let mut typing = engine.typing.lock().expect("typing poisoned");
+                if typing.get(&key) == Some(&generation) {
+                    typing.remove(&key);
+                    true
+                } else {
+                    false
+                }
+            };
+            if expired {
+                let (conversation_id, actor) = key;
+                let event = Event {
+                    account_id,
+                    kind: EventKind::TypingOff {
+                        conversation_id,
+                        actor,
+                    },
+                };
+                if let Err(error) = engine.publish(event).await {
+                    tracing::warn!(%error, "could not publish a typing timeout");
+                }
+            }
+        });
     }
 
     // ----- bots ----------------------------------------------------------------------------

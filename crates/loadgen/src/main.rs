@@ -157,7 +157,9 @@ async fn socket_phase(durability: Durability, sessions: usize, messages: usize) 
                     .unwrap();
                 loop {
                     match socket.next().await {
-                        Some(Ok(WsMessage::Text(text))) if text.as_str().contains("\"ack\"") => break,
+                        Some(Ok(WsMessage::Text(text))) if text.as_str().contains("\"ack\"") => {
+                            break
+                        }
                         Some(Ok(_)) => continue,
                         other => panic!("the socket failed: {other:?}"),
                     }

@@ -35,5 +35,8 @@ fn every_module_has_a_doc_comment() {
         })
         .map(|path| path.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a module doc: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a module doc: {missing:#?}"
+    );
 }

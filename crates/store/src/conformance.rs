@@ -68,11 +68,7 @@ pub async fn world(store: &Arc<dyn Store>) -> World {
         .await
         .unwrap();
     let bot = store
-        .create_bot(
-            account.id,
-            "demo",
-            &BotKind::Scripted(Box::default()),
-        )
+        .create_bot(account.id, "demo", &BotKind::Scripted(Box::default()))
         .await
         .unwrap();
     let inbox = store
@@ -345,11 +341,7 @@ pub async fn keys_resolve_to_their_account_and_kind(store: &Arc<dyn Store>) {
 pub async fn bots_are_unique_per_account_and_can_be_deleted(store: &Arc<dyn Store>) {
     let world = world(store).await;
     let taken = store
-        .create_bot(
-            world.account.id,
-            "demo",
-            &BotKind::Scripted(Box::default()),
-        )
+        .create_bot(world.account.id, "demo", &BotKind::Scripted(Box::default()))
         .await;
     assert!(matches!(taken, Err(StoreError::Conflict { .. })));
     let found = store
