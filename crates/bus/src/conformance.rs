@@ -49,6 +49,7 @@ fn fresh_account() -> AccountId {
 fn typing(account_id: AccountId, n: i64) -> Arc<Event> {
     Arc::new(Event {
         account_id,
+        inbox_id: None,
         kind: EventKind::TypingOn {
             conversation_id: ConversationId(n),
             actor: Actor::Contact(ContactId(1)),
@@ -62,7 +63,10 @@ fn collector(account_id: AccountId) -> (Arc<dyn BusHandler>, mpsc::UnboundedRece
     let sender = Mutex::new(sender);
     let handler = move |event: Arc<Event>| {
         if event.account_id == account_id {
-            let _ = sender.lock().unwrap().send(event.conversation_id().0);
+            let _ = sender
+                .lock()
+                .unwrap()
+                .send(event.conversation_id().map_or(0, |id| id.0));
         }
     };
     (Arc::new(handler), receiver)

@@ -14,6 +14,21 @@ pub enum Command {
     SetTyping {
         conversation_id: ConversationId,
         is_typing: bool,
+        /// An agent typing a private note: visitors never see it.
+        private: bool,
+    },
+    /// Assigns the conversation to an agent, or unassigns it with `None`.
+    Assign {
+        conversation_id: ConversationId,
+        assignee_id: Option<AgentId>,
+    },
+    SetStatus {
+        conversation_id: ConversationId,
+        status: crate::records::ConversationStatus,
+    },
+    SetTeam {
+        conversation_id: ConversationId,
+        team_id: Option<TeamId>,
     },
     MarkRead {
         conversation_id: ConversationId,
@@ -33,7 +48,11 @@ impl Command {
         match self {
             Command::SendMessage { .. } => Some(Bucket::Messages),
             Command::SetTyping { .. } => Some(Bucket::Typing),
-            Command::MarkRead { .. } | Command::RecordIframeEvent { .. } => None,
+            Command::MarkRead { .. }
+            | Command::RecordIframeEvent { .. }
+            | Command::Assign { .. }
+            | Command::SetStatus { .. }
+            | Command::SetTeam { .. } => None,
         }
     }
 
@@ -49,6 +68,15 @@ impl Command {
                 conversation_id, ..
             }
             | Command::RecordIframeEvent {
+                conversation_id, ..
+            }
+            | Command::Assign {
+                conversation_id, ..
+            }
+            | Command::SetStatus {
+                conversation_id, ..
+            }
+            | Command::SetTeam {
                 conversation_id, ..
             } => *conversation_id,
         }

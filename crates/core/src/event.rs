@@ -2,7 +2,7 @@
 //! events in its own spelling; the names here are the canonical ones.
 
 use crate::ids::*;
-use crate::records::Message;
+use crate::records::{Conversation, ConversationScope, Message, Notification};
 use serde::{Deserialize, Serialize};
 
 /// Who did something that others see (typing, reading).
@@ -25,6 +25,8 @@ pub enum BotFailure {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub account_id: AccountId,
+    /// The inbox of the event's conversation; `None` for events about no conversation.
+    pub inbox_id: Option<InboxId>,
     pub kind: EventKind,
 }
 
@@ -32,6 +34,10 @@ pub struct Event {
 pub enum EventKind {
     MessageCreated(Message),
     MessageUpdated(Message),
+    ConversationCreated(Conversation),
+    ConversationStatusChanged(Conversation),
+    AssigneeChanged(Conversation),
+    TeamChanged(Conversation),
     TypingOn {
         conversation_id: ConversationId,
         actor: Actor,
@@ -46,6 +52,12 @@ pub enum EventKind {
         reader: Actor,
         seq: Seq,
     },
+    /// A human agent joined a conversation (its first assignment or reply there).
+    AgentJoined {
+        conversation_id: ConversationId,
+        agent_id: AgentId,
+        agent_name: String,
+    },
     SessionEnded {
         session_id: SessionId,
         conversation_id: ConversationId,
@@ -56,35 +68,59 @@ pub enum EventKind {
         bot_name: String,
         failure: BotFailure,
     },
+    NotificationCreated(Notification),
 }
 
 /// Where an event is published; connections subscribe to topics.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Topic {
+    /// One conversation's stream.
     Conversation(ConversationId),
+    /// Everything in an account that its agents may see.
     Account(AccountId),
+    /// One agent's own notifications.
+    Agent(AgentId),
 }
 
 impl Event {
+    /// An event in the conversation described by `scope`.
+    pub fn in_conversation(scope: &ConversationScope, kind: EventKind) -> Event {
+        Event {
+            account_id: scope.account_id,
+            inbox_id: Some(scope.inbox_id),
+            kind,
+        }
+    }
+
     /// The canonical event name of `model.md`.
     pub fn name(&self) -> &'static str {
         match &self.kind {
             EventKind::MessageCreated(_) => "message.created",
             EventKind::MessageUpdated(_) => "message.updated",
+            EventKind::ConversationCreated(_) => "conversation.created",
+            EventKind::ConversationStatusChanged(_) => "conversation.status_changed",
+            EventKind::AssigneeChanged(_) => "assignee.changed",
+            EventKind::TeamChanged(_) => "team.changed",
             EventKind::TypingOn { .. } => "conversation.typing_on",
             EventKind::TypingOff { .. } => "conversation.typing_off",
             EventKind::ConversationRead { .. } => "conversation.read",
+            EventKind::AgentJoined { .. } => "agent.joined",
             EventKind::SessionEnded { .. } => "session.ended",
             EventKind::BotFailed { .. } => "agent.failed",
+            EventKind::NotificationCreated(_) => "notification.created",
         }
     }
 
-    /// The conversation the event belongs to.
-    pub fn conversation_id(&self) -> ConversationId {
+    /// The conversation the event belongs to, if any.
+    pub fn conversation_id(&self) -> Option<ConversationId> {
         match &self.kind {
             EventKind::MessageCreated(message) | EventKind::MessageUpdated(message) => {
-                message.conversation_id
+                Some(message.conversation_id)
             }
+            EventKind::ConversationCreated(conversation)
+            | EventKind::ConversationStatusChanged(conversation)
+            | EventKind::AssigneeChanged(conversation)
+            | EventKind::TeamChanged(conversation) => Some(conversation.id),
             EventKind::TypingOn {
                 conversation_id, ..
             }
@@ -94,25 +130,35 @@ impl Event {
             | EventKind::ConversationRead {
                 conversation_id, ..
             }
+            | EventKind::AgentJoined {
+                conversation_id, ..
+            }
             | EventKind::SessionEnded {
                 conversation_id, ..
             }
             | EventKind::BotFailed {
                 conversation_id, ..
-            } => *conversation_id,
+            } => Some(*conversation_id),
+            EventKind::NotificationCreated(_) => None,
         }
     }
 
-    /// The topics this event is published on: its conversation's, and the account's for the
-    /// agents who watch every conversation they may see.
-    pub fn topics(&self) -> [Topic; 2] {
-        [
-            Topic::Conversation(self.conversation_id()),
-            Topic::Account(self.account_id),
-        ]
+    /// The topics this event is published on: a conversation's events go to the conversation
+    /// and to the account (for agents watching all they may see); a notification to its agent.
+    pub fn topics(&self) -> Vec<Topic> {
+        match (&self.kind, self.conversation_id()) {
+            (EventKind::NotificationCreated(notification), _) => {
+                vec![Topic::Agent(notification.agent_id)]
+            }
+            (_, Some(conversation_id)) => vec![
+                Topic::Conversation(conversation_id),
+                Topic::Account(self.account_id),
+            ],
+            (_, None) => vec![Topic::Account(self.account_id)],
+        }
     }
 
-    /// The seq of the message this event carries, if it carries one.
+    /// The seq of the message this event carries, if it carries a new one.
     pub fn message_seq(&self) -> Option<Seq> {
         match &self.kind {
             EventKind::MessageCreated(message) => Some(message.seq),

@@ -34,6 +34,10 @@ integer_id! {
     ConversationId,
     /// A stored message.
     MessageId,
+    /// A team of agents, for routing.
+    TeamId,
+    /// A notification to one agent.
+    NotificationId,
 }
 
 /// A live demo session. Opaque and unguessable, as it appears in URLs.

@@ -4,34 +4,62 @@
 //! here and never decide by themselves.
 
 use crate::event::{Actor, Event, EventKind};
+use crate::ids::{AgentId, InboxId};
 use crate::principal::Principal;
-use crate::records::{AgentRole, Conversation};
+use crate::records::{AgentRole, ConversationScope};
 
-/// Whether `principal` may read and act in `conversation`.
-pub fn can_view_conversation(principal: &Principal, conversation: &Conversation) -> bool {
+/// Which inboxes agents belong to. The engine answers from memory; the core only asks.
+pub trait InboxAccess {
+    fn is_member(&self, agent_id: AgentId, inbox_id: InboxId) -> bool;
+}
+
+/// No agent belongs to any inbox (administrators still see everything).
+pub struct NoMemberships;
+
+impl InboxAccess for NoMemberships {
+    fn is_member(&self, _: AgentId, _: InboxId) -> bool {
+        false
+    }
+}
+
+/// Whether `principal` may see conversations of `inbox_id` in its account at all.
+fn sees_inbox(principal: &Principal, inbox_id: InboxId, access: &dyn InboxAccess) -> bool {
+    match principal {
+        Principal::Integration { .. } => true,
+        Principal::Agent { role, agent_id, .. } => {
+            *role == AgentRole::Administrator || access.is_member(*agent_id, inbox_id)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `principal` may read and act in the conversation.
+pub fn can_view_conversation(
+    principal: &Principal,
+    conversation: &ConversationScope,
+    access: &dyn InboxAccess,
+) -> bool {
     if principal.account_id() != conversation.account_id {
         return false;
     }
     match principal {
-        Principal::Integration { .. } => true,
-        Principal::Publishable { .. } => false,
-        // Inbox membership arrives with the agent side; until then an agent sees its account.
-        Principal::Agent { role, .. } => {
-            matches!(role, AgentRole::Administrator | AgentRole::Agent)
+        Principal::Integration { .. } | Principal::Agent { .. } => {
+            sees_inbox(principal, conversation.inbox_id, access)
         }
+        Principal::Publishable { .. } => false,
         Principal::Contact { contact_id, .. } => *contact_id == conversation.contact_id,
         Principal::SessionVisitor {
             conversation_id, ..
-        } => *conversation_id == conversation.id,
+        } => *conversation_id == conversation.conversation_id,
     }
 }
 
 /// Whether an event delivered on a topic the viewer subscribed to may actually reach it.
 ///
 /// Subscriptions are authorised when made; this second check covers what differs per event:
-/// private notes never reach a visitor, typing is never echoed to the typer, and nothing ever
-/// crosses accounts.
-pub fn may_receive(viewer: &Principal, event: &Event) -> bool {
+/// agents see only their inboxes, private notes never reach a visitor, typing is never echoed
+/// to the typer, and nothing ever crosses accounts.
+pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) -> bool {
     if viewer.account_id() != event.account_id {
         return false;
     }
@@ -39,7 +67,12 @@ pub fn may_receive(viewer: &Principal, event: &Event) -> bool {
         conversation_id, ..
     } = viewer
     {
-        if *conversation_id != event.conversation_id() {
+        if Some(*conversation_id) != event.conversation_id() {
+            return false;
+        }
+    }
+    if let (Some(inbox_id), Principal::Agent { .. }) = (event.inbox_id, viewer) {
+        if !sees_inbox(viewer, inbox_id, access) {
             return false;
         }
     }
@@ -56,7 +89,16 @@ pub fn may_receive(viewer: &Principal, event: &Event) -> bool {
         }
         EventKind::TypingOff { actor, .. } => viewer_actor.as_ref() != Some(actor),
         EventKind::ConversationRead { reader, .. } => viewer_actor.as_ref() != Some(reader),
-        EventKind::SessionEnded { .. } | EventKind::BotFailed { .. } => true,
+        EventKind::NotificationCreated(notification) => {
+            matches!(viewer, Principal::Agent { agent_id, .. } if *agent_id == notification.agent_id)
+        }
+        // Assignment and team routing are the agents' business.
+        EventKind::AssigneeChanged(_) | EventKind::TeamChanged(_) => !viewer.is_visitor(),
+        EventKind::ConversationCreated(_)
+        | EventKind::ConversationStatusChanged(_)
+        | EventKind::AgentJoined { .. }
+        | EventKind::SessionEnded { .. }
+        | EventKind::BotFailed { .. } => true,
     }
 }
 
@@ -66,19 +108,20 @@ mod tests {
     use crate::ids::*;
     use crate::records::*;
 
-    fn conversation() -> Conversation {
-        Conversation {
-            id: ConversationId(7),
+    struct Members(Vec<(i64, i64)>);
+
+    impl InboxAccess for Members {
+        fn is_member(&self, agent_id: AgentId, inbox_id: InboxId) -> bool {
+            self.0.contains(&(agent_id.0, inbox_id.0))
+        }
+    }
+
+    fn scope() -> ConversationScope {
+        ConversationScope {
+            conversation_id: ConversationId(7),
             account_id: AccountId(1),
             inbox_id: InboxId(1),
             contact_id: ContactId(3),
-            assignee_id: None,
-            status: ConversationStatus::Open,
-            last_seq: 0,
-            contact_last_read_seq: 0,
-            agent_last_read_seq: 0,
-            created_at: 0,
-            updated_at: 0,
         }
     }
 
@@ -111,76 +154,117 @@ mod tests {
         }
     }
 
+    fn agent(id: i64, role: AgentRole) -> Principal {
+        Principal::Agent {
+            account_id: AccountId(1),
+            agent_id: AgentId(id),
+            role,
+        }
+    }
+
+    fn event(kind: EventKind) -> Event {
+        Event::in_conversation(&scope(), kind)
+    }
+
     #[test]
     fn visitors_see_only_their_conversation_and_never_other_accounts() {
-        assert!(can_view_conversation(&visitor(), &conversation()));
-        let other = Conversation {
-            id: ConversationId(8),
-            ..conversation()
+        let none = NoMemberships;
+        assert!(can_view_conversation(&visitor(), &scope(), &none));
+        let other = ConversationScope {
+            conversation_id: ConversationId(8),
+            contact_id: ContactId(4),
+            ..scope()
         };
-        assert!(!can_view_conversation(&visitor(), &other));
-        let foreign = Conversation {
+        assert!(!can_view_conversation(&visitor(), &other, &none));
+        let foreign = ConversationScope {
             account_id: AccountId(2),
-            ..conversation()
+            ..scope()
         };
-        assert!(!can_view_conversation(&visitor(), &foreign));
+        assert!(!can_view_conversation(&visitor(), &foreign, &none));
         let publishable = Principal::Publishable {
             account_id: AccountId(1),
         };
-        assert!(!can_view_conversation(&publishable, &conversation()));
+        assert!(!can_view_conversation(&publishable, &scope(), &none));
+    }
+
+    #[test]
+    fn agents_see_their_inboxes_and_administrators_all() {
+        let members = Members(vec![(5, 1)]);
+        assert!(can_view_conversation(
+            &agent(5, AgentRole::Agent),
+            &scope(),
+            &members
+        ));
+        assert!(!can_view_conversation(
+            &agent(6, AgentRole::Agent),
+            &scope(),
+            &members
+        ));
+        assert!(can_view_conversation(
+            &agent(6, AgentRole::Administrator),
+            &scope(),
+            &members
+        ));
+        let public = event(EventKind::MessageCreated(message(false)));
+        assert!(may_receive(&agent(5, AgentRole::Agent), &public, &members));
+        assert!(!may_receive(&agent(6, AgentRole::Agent), &public, &members));
+        assert!(may_receive(
+            &agent(6, AgentRole::Administrator),
+            &public,
+            &members
+        ));
     }
 
     #[test]
     fn private_notes_never_reach_a_visitor() {
-        let note = Event {
-            account_id: AccountId(1),
-            kind: EventKind::MessageCreated(message(true)),
-        };
-        assert!(!may_receive(&visitor(), &note));
-        let agent = Principal::Agent {
-            account_id: AccountId(1),
-            agent_id: AgentId(9),
-            role: AgentRole::Agent,
-        };
-        assert!(may_receive(&agent, &note));
-        let public = Event {
-            account_id: AccountId(1),
-            kind: EventKind::MessageCreated(message(false)),
-        };
-        assert!(may_receive(&visitor(), &public));
+        let note = event(EventKind::MessageCreated(message(true)));
+        assert!(!may_receive(&visitor(), &note, &NoMemberships));
+        assert!(may_receive(
+            &agent(9, AgentRole::Administrator),
+            &note,
+            &NoMemberships
+        ));
+        let public = event(EventKind::MessageCreated(message(false)));
+        assert!(may_receive(&visitor(), &public, &NoMemberships));
     }
 
     #[test]
     fn typing_is_not_echoed_to_the_typer() {
-        let typing = Event {
-            account_id: AccountId(1),
-            kind: EventKind::TypingOn {
-                conversation_id: ConversationId(7),
-                actor: Actor::Contact(ContactId(3)),
-                private: false,
+        let typing = event(EventKind::TypingOn {
+            conversation_id: ConversationId(7),
+            actor: Actor::Contact(ContactId(3)),
+            private: false,
+        });
+        assert!(!may_receive(&visitor(), &typing, &NoMemberships));
+        let bot_typing = event(EventKind::TypingOn {
+            conversation_id: ConversationId(7),
+            actor: Actor::Bot {
+                id: BotId(1),
+                name: "demo".into(),
             },
-        };
-        assert!(!may_receive(&visitor(), &typing));
-        let bot_typing = Event {
-            account_id: AccountId(1),
-            kind: EventKind::TypingOn {
-                conversation_id: ConversationId(7),
-                actor: Actor::Bot {
-                    id: BotId(1),
-                    name: "demo".into(),
-                },
-                private: false,
-            },
-        };
-        assert!(may_receive(&visitor(), &bot_typing));
+            private: false,
+        });
+        assert!(may_receive(&visitor(), &bot_typing, &NoMemberships));
+        let private_typing = event(EventKind::TypingOn {
+            conversation_id: ConversationId(7),
+            actor: Actor::Agent(AgentId(2)),
+            private: true,
+        });
+        assert!(!may_receive(&visitor(), &private_typing, &NoMemberships));
     }
 
     #[test]
     fn events_never_cross_accounts() {
         let foreign = Event {
             account_id: AccountId(2),
+            inbox_id: Some(InboxId(1)),
             kind: EventKind::MessageCreated(message(false)),
         };
-        assert!(!may_receive(&visitor(), &foreign));
+        assert!(!may_receive(&visitor(), &foreign, &NoMemberships));
+        assert!(!may_receive(
+            &agent(1, AgentRole::Administrator),
+            &foreign,
+            &NoMemberships
+        ));
     }
 }

@@ -151,6 +151,16 @@ impl ConversationStatus {
     }
 }
 
+/// The facts about a conversation that never change after it is created: enough to decide who
+/// may see it and where its events go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConversationScope {
+    pub conversation_id: ConversationId,
+    pub account_id: AccountId,
+    pub inbox_id: InboxId,
+    pub contact_id: ContactId,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
@@ -158,6 +168,7 @@ pub struct Conversation {
     pub inbox_id: InboxId,
     pub contact_id: ContactId,
     pub assignee_id: Option<AgentId>,
+    pub team_id: Option<TeamId>,
     pub status: ConversationStatus,
     /// The seq of the newest message; 0 while there is none.
     pub last_seq: Seq,
@@ -167,6 +178,68 @@ pub struct Conversation {
     pub agent_last_read_seq: Seq,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
+}
+
+impl Conversation {
+    pub fn scope(&self) -> ConversationScope {
+        ConversationScope {
+            conversation_id: self.id,
+            account_id: self.account_id,
+            inbox_id: self.inbox_id,
+            contact_id: self.contact_id,
+        }
+    }
+}
+
+/// A team of agents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: TeamId,
+    pub account_id: AccountId,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotificationKind {
+    /// The conversation was assigned to the agent.
+    ConversationAssignment,
+    /// A new conversation began in one of the agent's inboxes.
+    ConversationCreation,
+    /// A visitor wrote in a conversation assigned to the agent.
+    AssignedConversationNewMessage,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::ConversationAssignment => "conversation_assignment",
+            NotificationKind::ConversationCreation => "conversation_creation",
+            NotificationKind::AssignedConversationNewMessage => "assigned_conversation_new_message",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<NotificationKind> {
+        match text {
+            "conversation_assignment" => Some(NotificationKind::ConversationAssignment),
+            "conversation_creation" => Some(NotificationKind::ConversationCreation),
+            "assigned_conversation_new_message" => {
+                Some(NotificationKind::AssignedConversationNewMessage)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A notification to one agent, about a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub account_id: AccountId,
+    pub agent_id: AgentId,
+    pub kind: NotificationKind,
+    pub conversation_id: ConversationId,
+    pub read_at: Option<UnixMillis>,
+    pub created_at: UnixMillis,
 }
 
 /// Who wrote a message.

@@ -35,7 +35,7 @@ async fn answer(engine: &Engine, bot_id: BotId, message: Message) {
                 bot_name: String::new(),
                 failure: BotFailure::ConfigurationMissing,
             };
-            engine.publish_bot_event(account_id, failure).await;
+            engine.publish_bot_event(conversation_id, failure).await;
             return;
         }
         Err(error) => {
@@ -45,7 +45,7 @@ async fn answer(engine: &Engine, bot_id: BotId, message: Message) {
                 bot_name: String::new(),
                 failure: BotFailure::Unavailable,
             };
-            engine.publish_bot_event(account_id, failure).await;
+            engine.publish_bot_event(conversation_id, failure).await;
             return;
         }
     };
@@ -62,7 +62,7 @@ async fn answer(engine: &Engine, bot_id: BotId, message: Message) {
     };
     engine
         .publish_bot_event(
-            account_id,
+            conversation_id,
             EventKind::TypingOn {
                 conversation_id,
                 actor: actor.clone(),
@@ -95,11 +95,11 @@ async fn answer(engine: &Engine, bot_id: BotId, message: Message) {
             bot_name: bot.name.clone(),
             failure: BotFailure::Unavailable,
         };
-        engine.publish_bot_event(account_id, failure).await;
+        engine.publish_bot_event(conversation_id, failure).await;
     }
     engine
         .publish_bot_event(
-            account_id,
+            conversation_id,
             EventKind::TypingOff {
                 conversation_id,
                 actor,

@@ -71,36 +71,6 @@ impl Engine {
             agent_pubsub_token,
         })
     }
-
-    /// Creates a bot in `account_id`.
-    pub async fn create_bot(
-        &self,
-        principal: &Principal,
-        name: &str,
-        kind: BotKind,
-    ) -> Result<Bot, EngineError> {
-        let Principal::Integration { account_id } = principal else {
-            return Err(DomainError::Forbidden.into());
-        };
-        let name = name.trim();
-        if name.is_empty() || name.len() > 64 {
-            return Err(DomainError::InvalidField {
-                field: "name",
-                reason: "must be 1 to 64 bytes",
-            }
-            .into());
-        }
-        if let BotKind::Webhook(settings) = &kind {
-            if !(settings.url.starts_with("http://") || settings.url.starts_with("https://")) {
-                return Err(DomainError::InvalidField {
-                    field: "url",
-                    reason: "must be an http or https URL",
-                }
-                .into());
-            }
-        }
-        Ok(self.store().create_bot(*account_id, name, &kind).await?)
-    }
 }
 
 #[cfg(test)]

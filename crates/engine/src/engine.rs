@@ -1,5 +1,6 @@
 //! The engine proper: credentials in, commands executed, events out.
 
+use crate::access::{Memberships, ScopeCache};
 use crate::bots;
 use crate::clock::Clock;
 use crate::config::EngineConfig;
@@ -8,6 +9,7 @@ use crate::error::EngineError;
 use crate::feed::Feed;
 use crate::hub::Hub;
 use crate::limiter::Limiter;
+use crate::tickets::Tickets;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -16,7 +18,7 @@ use switchboard_bus::Bus;
 use switchboard_core::policy::can_view_conversation;
 use switchboard_core::session::{check_session_connect, SessionRefusal};
 use switchboard_core::*;
-use switchboard_store::{NewSession, ReadSide, Store};
+use switchboard_store::{ConversationChange, NewSession, ReadSide, Store};
 use tokio::sync::{watch, Notify};
 
 const SIGNING_SECRET_SETTING: &str = "session_signing_secret";
@@ -73,6 +75,9 @@ pub struct Engine {
     /// across an await.
     typing: Mutex<HashMap<(ConversationId, Actor), u64>>,
     typing_generation: AtomicU64,
+    pub(crate) memberships: Arc<Memberships>,
+    scopes: ScopeCache,
+    pub(crate) tickets: Tickets,
 }
 
 /// Counts a live connection for as long as it is held.
@@ -98,7 +103,8 @@ impl Engine {
         let secret = store
             .put_setting_if_absent(SIGNING_SECRET_SETTING, &generate_secret(""))
             .await?;
-        let hub = Hub::new();
+        let memberships = Arc::new(Memberships::load(store.memberships().await?));
+        let hub = Hub::new(memberships.clone());
         let receiving_hub = hub.clone();
         bus.subscribe(Arc::new(move |event: Arc<Event>| {
             receiving_hub.deliver(event)
@@ -125,10 +131,13 @@ impl Engine {
             connections_changed: Notify::new(),
             typing: Mutex::new(HashMap::new()),
             typing_generation: AtomicU64::new(0),
+            memberships,
+            scopes: ScopeCache::default(),
+            tickets: Tickets::default(),
         }))
     }
 
-    fn arc(&self) -> Arc<Engine> {
+    pub(crate) fn arc(&self) -> Arc<Engine> {
         self.me
             .upgrade()
             .expect("the engine is alive while it is used")
@@ -246,6 +255,35 @@ impl Engine {
         })
     }
 
+    /// The principal any bearer credential stands for: an account key (API or publishable)
+    /// or an agent's access token.
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, EngineError> {
+        let bearer = bearer
+            .filter(|key| !key.is_empty())
+            .ok_or(EngineError::Unauthenticated)?;
+        let hash = hash_secret(bearer);
+        if let Some((account, kind)) = self.store.account_by_key_hash(&hash).await? {
+            return Ok(match kind {
+                AccountKeyKind::Api => Principal::Integration {
+                    account_id: account.id,
+                },
+                AccountKeyKind::Publishable => Principal::Publishable {
+                    account_id: account.id,
+                },
+            });
+        }
+        let agent = self
+            .store
+            .agent_by_access_token_hash(&hash)
+            .await?
+            .ok_or(EngineError::Unauthenticated)?;
+        Ok(Principal::Agent {
+            account_id: agent.account_id,
+            agent_id: agent.id,
+            role: agent.role,
+        })
+    }
+
     // ----- demo sessions -----------------------------------------------------------------
 
     /// Starts a demo session with the bot named `agent_name`: creates its contact and
@@ -289,6 +327,15 @@ impl Engine {
             })
             .await?;
         let token = self.tokens.issue(&session, &self.clock);
+        if let Some(conversation) = self.store.conversation(session.conversation_id).await? {
+            self.scopes.put(conversation.scope());
+            let scope = conversation.scope();
+            self.publish(Event::in_conversation(
+                &scope,
+                EventKind::ConversationCreated(conversation),
+            ))
+            .await?;
+        }
         if let switchboard_core::bot::BotKind::Scripted(rules) = &bot.kind {
             if let Some(greeting) = rules.greeting.clone() {
                 let engine = self.arc();
@@ -332,13 +379,14 @@ impl Engine {
             .end_session(&session.id, self.clock.now_ms())
             .await?
             .ok_or(DomainError::NotFound)?;
-        self.publish(Event {
-            account_id: ended.account_id,
-            kind: EventKind::SessionEnded {
+        let scope = self.scope(ended.conversation_id).await?;
+        self.publish(Event::in_conversation(
+            &scope,
+            EventKind::SessionEnded {
                 session_id: ended.id.clone(),
                 conversation_id: ended.conversation_id,
             },
-        })
+        ))
         .await?;
         Ok(ended)
     }
@@ -392,37 +440,45 @@ impl Engine {
 
     // ----- conversations ------------------------------------------------------------------
 
-    async fn visible_conversation(
+    /// The unchanging scope of a conversation, from memory when possible.
+    pub(crate) async fn scope(
         &self,
-        principal: &Principal,
         conversation_id: ConversationId,
-    ) -> Result<Conversation, EngineError> {
-        self.store
+    ) -> Result<ConversationScope, EngineError> {
+        if let Some(scope) = self.scopes.get(conversation_id) {
+            return Ok(scope);
+        }
+        let conversation = self
+            .store
             .conversation(conversation_id)
             .await?
-            .filter(|conversation| can_view_conversation(principal, conversation))
-            .ok_or_else(|| DomainError::NotFound.into())
+            .ok_or(DomainError::NotFound)?;
+        let scope = conversation.scope();
+        self.scopes.put(scope);
+        Ok(scope)
     }
 
-    /// Authorises `principal` on the conversation without a store read when the principal
-    /// itself proves it (a session visitor is bound to one conversation).
-    async fn authorise(
+    /// Checks that `principal` may see the conversation, answering "not found" otherwise (never
+    /// revealing that another account's conversation exists).
+    pub(crate) async fn authorise(
         &self,
         principal: &Principal,
         conversation_id: ConversationId,
-    ) -> Result<(), EngineError> {
-        match principal {
-            Principal::SessionVisitor {
-                conversation_id: own,
-                ..
-            } if *own == conversation_id => Ok(()),
-            Principal::SessionVisitor { .. } | Principal::Publishable { .. } => {
-                Err(DomainError::NotFound.into())
+    ) -> Result<ConversationScope, EngineError> {
+        if let Principal::SessionVisitor {
+            conversation_id: own,
+            ..
+        } = principal
+        {
+            if *own != conversation_id {
+                return Err(DomainError::NotFound.into());
             }
-            _ => self
-                .visible_conversation(principal, conversation_id)
-                .await
-                .map(|_| ()),
+        }
+        let scope = self.scope(conversation_id).await?;
+        if can_view_conversation(principal, &scope, &*self.memberships) {
+            Ok(scope)
+        } else {
+            Err(DomainError::NotFound.into())
         }
     }
 
@@ -454,7 +510,7 @@ impl Engine {
         self.authorise(principal, conversation_id).await?;
         let subscription = self.hub.subscribe(
             principal.clone(),
-            Topic::Conversation(conversation_id),
+            vec![Topic::Conversation(conversation_id)],
             self.config.outbound_queue,
         );
         let newest = self
@@ -473,7 +529,7 @@ impl Engine {
         ))
     }
 
-    async fn publish(&self, event: Event) -> Result<(), EngineError> {
+    pub(crate) async fn publish(&self, event: Event) -> Result<(), EngineError> {
         self.bus.publish(Arc::new(event)).await?;
         Ok(())
     }
@@ -501,7 +557,7 @@ impl Engine {
                 if private && principal.is_visitor() {
                     return Err(DomainError::Forbidden.into());
                 }
-                self.authorise(principal, conversation_id).await?;
+                let scope = self.authorise(principal, conversation_id).await?;
                 let sender = principal.sender().ok_or(DomainError::Forbidden)?;
                 let message_type = if principal.is_visitor() {
                     MessageType::Incoming
@@ -524,13 +580,23 @@ impl Engine {
                     })
                     .await?;
                 if appended.created {
-                    self.publish(Event {
-                        account_id: principal.account_id(),
-                        kind: EventKind::MessageCreated(appended.message.clone()),
-                    })
+                    self.publish(Event::in_conversation(
+                        &scope,
+                        EventKind::MessageCreated(appended.message.clone()),
+                    ))
                     .await?;
-                    if let Principal::SessionVisitor { bot_id, .. } = principal {
-                        bots::answer_in_background(self.arc(), *bot_id, appended.message.clone());
+                    match principal {
+                        Principal::SessionVisitor { bot_id, .. } => {
+                            bots::answer_in_background(
+                                self.arc(),
+                                *bot_id,
+                                appended.message.clone(),
+                            );
+                        }
+                        Principal::Agent { agent_id, .. } if !private => {
+                            self.agent_replied(&scope, *agent_id).await?;
+                        }
+                        _ => {}
                     }
                 }
                 Ok(Outcome::Message {
@@ -538,18 +604,23 @@ impl Engine {
                     created: appended.created,
                 })
             }
-            Command::SetTyping { is_typing, .. } => {
-                self.authorise(principal, conversation_id).await?;
+            Command::SetTyping {
+                is_typing, private, ..
+            } => {
+                if private && principal.is_visitor() {
+                    return Err(DomainError::Forbidden.into());
+                }
+                let scope = self.authorise(principal, conversation_id).await?;
                 let actor = match principal {
                     Principal::Agent { agent_id, .. } => Actor::Agent(*agent_id),
                     _ => Actor::Contact(principal.contact_id().ok_or(DomainError::Forbidden)?),
                 };
                 let kind = if is_typing {
-                    self.arm_typing_timer(conversation_id, actor.clone(), principal.account_id());
+                    self.arm_typing_timer(scope, actor.clone());
                     EventKind::TypingOn {
                         conversation_id,
                         actor,
-                        private: false,
+                        private,
                     }
                 } else {
                     self.typing
@@ -561,11 +632,7 @@ impl Engine {
                         actor,
                     }
                 };
-                self.publish(Event {
-                    account_id: principal.account_id(),
-                    kind,
-                })
-                .await?;
+                self.publish(Event::in_conversation(&scope, kind)).await?;
                 Ok(Outcome::Done)
             }
             Command::MarkRead { seq, .. } => {
@@ -576,9 +643,12 @@ impl Engine {
                     }
                     .into());
                 }
-                self.authorise(principal, conversation_id).await?;
+                let scope = self.authorise(principal, conversation_id).await?;
                 let (side, reader) = match principal {
                     Principal::Agent { agent_id, .. } => (ReadSide::Agent, Actor::Agent(*agent_id)),
+                    Principal::Integration { .. } => {
+                        return Err(DomainError::Forbidden.into());
+                    }
                     _ => (
                         ReadSide::Contact,
                         Actor::Contact(principal.contact_id().ok_or(DomainError::Forbidden)?),
@@ -589,14 +659,14 @@ impl Engine {
                     ReadSide::Contact => conversation.contact_last_read_seq,
                     ReadSide::Agent => conversation.agent_last_read_seq,
                 };
-                self.publish(Event {
-                    account_id: principal.account_id(),
-                    kind: EventKind::ConversationRead {
+                self.publish(Event::in_conversation(
+                    &scope,
+                    EventKind::ConversationRead {
                         conversation_id,
                         reader,
                         seq: read_seq,
                     },
-                })
+                ))
                 .await?;
                 Ok(Outcome::Done)
             }
@@ -630,17 +700,207 @@ impl Engine {
                     .await?;
                 Ok(Outcome::Done)
             }
+            Command::Assign { assignee_id, .. } => {
+                let scope = self.authorise_staff(principal, conversation_id).await?;
+                if let Some(assignee_id) = assignee_id {
+                    let assignee = self
+                        .store
+                        .agent(scope.account_id, assignee_id)
+                        .await?
+                        .ok_or(DomainError::InvalidField {
+                            field: "assigneeId",
+                            reason: "is not an agent of this account",
+                        })?;
+                    let as_principal = Principal::Agent {
+                        account_id: assignee.account_id,
+                        agent_id: assignee.id,
+                        role: assignee.role,
+                    };
+                    if !can_view_conversation(&as_principal, &scope, &*self.memberships) {
+                        return Err(DomainError::InvalidField {
+                            field: "assigneeId",
+                            reason: "is not a member of the conversation's inbox",
+                        }
+                        .into());
+                    }
+                }
+                self.assign(&scope, assignee_id, principal).await?;
+                Ok(Outcome::Done)
+            }
+            Command::SetStatus { status, .. } => {
+                let scope = self.authorise_staff(principal, conversation_id).await?;
+                let (conversation, changed) = self
+                    .store
+                    .update_conversation(
+                        conversation_id,
+                        ConversationChange::Status(status),
+                        self.clock.now_ms(),
+                    )
+                    .await?;
+                if changed {
+                    self.publish(Event::in_conversation(
+                        &scope,
+                        EventKind::ConversationStatusChanged(conversation),
+                    ))
+                    .await?;
+                }
+                Ok(Outcome::Done)
+            }
+            Command::SetTeam { team_id, .. } => {
+                let scope = self.authorise_staff(principal, conversation_id).await?;
+                if let Some(team_id) = team_id {
+                    let teams = self.store.teams(scope.account_id).await?;
+                    if !teams.iter().any(|team| team.id == team_id) {
+                        return Err(DomainError::InvalidField {
+                            field: "teamId",
+                            reason: "is not a team of this account",
+                        }
+                        .into());
+                    }
+                }
+                let (conversation, changed) = self
+                    .store
+                    .update_conversation(
+                        conversation_id,
+                        ConversationChange::Team(team_id),
+                        self.clock.now_ms(),
+                    )
+                    .await?;
+                if changed {
+                    self.publish(Event::in_conversation(
+                        &scope,
+                        EventKind::TeamChanged(conversation),
+                    ))
+                    .await?;
+                }
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Authorises an agent or the integration (not a visitor) on a conversation.
+    async fn authorise_staff(
+        &self,
+        principal: &Principal,
+        conversation_id: ConversationId,
+    ) -> Result<ConversationScope, EngineError> {
+        if !matches!(
+            principal,
+            Principal::Agent { .. } | Principal::Integration { .. }
+        ) {
+            return Err(DomainError::Forbidden.into());
+        }
+        self.authorise(principal, conversation_id).await
+    }
+
+    /// Sets the assignee and publishes what follows: `assignee.changed`, `agent.joined` the
+    /// first time an agent takes part, and a notification to the new assignee.
+    async fn assign(
+        &self,
+        scope: &ConversationScope,
+        assignee_id: Option<AgentId>,
+        by: &Principal,
+    ) -> Result<(), EngineError> {
+        let (conversation, changed) = self
+            .store
+            .update_conversation(
+                scope.conversation_id,
+                ConversationChange::Assignee(assignee_id),
+                self.clock.now_ms(),
+            )
+            .await?;
+        if !changed {
+            return Ok(());
+        }
+        self.publish(Event::in_conversation(
+            scope,
+            EventKind::AssigneeChanged(conversation),
+        ))
+        .await?;
+        if let Some(assignee_id) = assignee_id {
+            self.agent_took_part(scope, assignee_id).await?;
+            let by_assignee =
+                matches!(by, Principal::Agent { agent_id, .. } if *agent_id == assignee_id);
+            if !by_assignee {
+                let notification = self
+                    .store
+                    .create_notification(
+                        scope.account_id,
+                        assignee_id,
+                        NotificationKind::ConversationAssignment,
+                        scope.conversation_id,
+                        self.clock.now_ms(),
+                    )
+                    .await?;
+                self.publish(Event {
+                    account_id: scope.account_id,
+                    inbox_id: Some(scope.inbox_id),
+                    kind: EventKind::NotificationCreated(notification),
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes `agent.joined` the first time an agent takes part in a conversation.
+    async fn agent_took_part(
+        &self,
+        scope: &ConversationScope,
+        agent_id: AgentId,
+    ) -> Result<(), EngineError> {
+        if self
+            .store
+            .add_participant(scope.conversation_id, agent_id)
+            .await?
+        {
+            let agent_name = self
+                .store
+                .agent(scope.account_id, agent_id)
+                .await?
+                .map(|agent| agent.name)
+                .unwrap_or_default();
+            self.publish(Event::in_conversation(
+                scope,
+                EventKind::AgentJoined {
+                    conversation_id: scope.conversation_id,
+                    agent_id,
+                    agent_name,
+                },
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A human's public reply: an unassigned conversation is taken over by that agent (which
+    /// silences its bot); otherwise the agent joins it.
+    async fn agent_replied(
+        &self,
+        scope: &ConversationScope,
+        agent_id: AgentId,
+    ) -> Result<(), EngineError> {
+        let conversation = self
+            .store
+            .conversation(scope.conversation_id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        if conversation.assignee_id.is_none() {
+            let by = Principal::Agent {
+                account_id: scope.account_id,
+                agent_id,
+                role: AgentRole::Agent,
+            };
+            self.assign(scope, Some(agent_id), &by).await
+        } else {
+            self.agent_took_part(scope, agent_id).await
         }
     }
 
     /// Turns `actor`'s typing indicator off after `typing_timeout` unless it is refreshed or
     /// turned off before then.
-    fn arm_typing_timer(
-        &self,
-        conversation_id: ConversationId,
-        actor: Actor,
-        account_id: AccountId,
-    ) {
+    fn arm_typing_timer(&self, scope: ConversationScope, actor: Actor) {
+        let conversation_id = scope.conversation_id;
         let generation = self.typing_generation.fetch_add(1, Ordering::Relaxed);
         let key = (conversation_id, actor);
         self.typing
@@ -662,13 +922,13 @@ impl Engine {
             };
             if expired {
                 let (conversation_id, actor) = key;
-                let event = Event {
-                    account_id,
-                    kind: EventKind::TypingOff {
+                let event = Event::in_conversation(
+                    &scope,
+                    EventKind::TypingOff {
                         conversation_id,
                         actor,
                     },
-                };
+                );
                 if let Err(error) = engine.publish(event).await {
                     tracing::warn!(%error, "could not publish a typing timeout");
                 }
@@ -710,17 +970,22 @@ impl Engine {
             })
             .await?;
         if appended.created {
-            self.publish(Event {
-                account_id,
-                kind: EventKind::MessageCreated(appended.message.clone()),
-            })
+            let scope = self.scope(*conversation_id).await?;
+            self.publish(Event::in_conversation(
+                &scope,
+                EventKind::MessageCreated(appended.message.clone()),
+            ))
             .await?;
         }
         Ok(appended.message)
     }
 
-    pub(crate) async fn publish_bot_event(&self, account_id: AccountId, kind: EventKind) {
-        if let Err(error) = self.publish(Event { account_id, kind }).await {
+    pub(crate) async fn publish_bot_event(&self, conversation_id: ConversationId, kind: EventKind) {
+        let published = match self.scope(conversation_id).await {
+            Ok(scope) => self.publish(Event::in_conversation(&scope, kind)).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = published {
             tracing::warn!(%error, "could not publish a bot event");
         }
     }

@@ -110,7 +110,11 @@ impl Feed {
         for message in messages {
             self.cursor.sent(message.seq);
             let event = message_event(message);
-            if may_receive(&self.principal, &event) {
+            if may_receive(
+                &self.principal,
+                &event,
+                &switchboard_core::policy::NoMemberships,
+            ) {
                 deliveries.push(Delivery::new(event));
             }
         }
@@ -148,10 +152,24 @@ impl Feed {
     }
 }
 
-/// The event a stored message is replayed as.
+/// The event a stored message is replayed as. Replayed events go to one connection whose
+/// subscription was authorised, so they carry no inbox.
 pub(crate) fn message_event(message: switchboard_core::Message) -> Arc<Event> {
     Arc::new(Event {
         account_id: message.account_id,
+        inbox_id: None,
         kind: EventKind::MessageCreated(message),
     })
+}
+
+/// Waits for the next deliveries of a subscription that needs no cursor (an account feed).
+pub async fn next_deliveries(subscription: &mut Subscription) -> Option<FeedItem> {
+    tokio::select! {
+        biased;
+        changed = subscription.evicted.changed() => match changed {
+            Ok(()) => subscription.evicted.borrow().map(FeedItem::Evicted),
+            Err(_) => None,
+        },
+        delivery = subscription.deliveries.recv() => delivery.map(|delivery| FeedItem::Deliveries(vec![delivery])),
+    }
 }

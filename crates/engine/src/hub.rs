@@ -9,7 +9,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use switchboard_core::policy::may_receive;
+use switchboard_core::policy::{may_receive, InboxAccess};
 use switchboard_core::{Event, Principal, Topic};
 use tokio::sync::{mpsc, watch};
 
@@ -66,7 +66,7 @@ struct Subscriber {
     id: u64,
     principal: Principal,
     queue: mpsc::Sender<Delivery>,
-    evict: watch::Sender<Option<Eviction>>,
+    evict: Arc<watch::Sender<Option<Eviction>>>,
 }
 
 /// A connection's place in the hub. Dropping it unsubscribes.
@@ -75,55 +75,64 @@ pub struct Subscription {
     pub evicted: watch::Receiver<Option<Eviction>>,
     hub: Arc<Hub>,
     id: u64,
-    topic: Topic,
+    topics: Vec<Topic>,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.remove(&self.topic, self.id);
+        for topic in &self.topics {
+            self.hub.remove(topic, self.id);
+        }
     }
 }
 
-#[derive(Default)]
 pub struct Hub {
     // A std lock: held only while enqueuing without waiting, never across an await.
     topics: RwLock<HashMap<Topic, Vec<Subscriber>>>,
     next_id: AtomicU64,
+    access: Arc<dyn InboxAccess + Send + Sync>,
 }
 
 impl Hub {
-    pub fn new() -> Arc<Hub> {
-        Arc::new(Hub::default())
+    /// A hub deciding inbox visibility with `access`.
+    pub fn new(access: Arc<dyn InboxAccess + Send + Sync>) -> Arc<Hub> {
+        Arc::new(Hub {
+            topics: RwLock::default(),
+            next_id: AtomicU64::new(0),
+            access,
+        })
     }
 
-    /// Subscribes a connection of `principal` to `topic`, with a queue of `capacity` events.
-    /// The caller has authorised the subscription.
+    /// Subscribes a connection of `principal` to `topics`, with one queue of `capacity`
+    /// events. An event on several of the topics is delivered once. The caller has
+    /// authorised the subscription.
     pub fn subscribe(
         self: &Arc<Self>,
         principal: Principal,
-        topic: Topic,
+        topics: Vec<Topic>,
         capacity: usize,
     ) -> Subscription {
         let (queue, deliveries) = mpsc::channel(capacity.max(1));
         let (evict, evicted) = watch::channel(None);
+        let evict = Arc::new(evict);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.topics
-            .write()
-            .expect("hub poisoned")
-            .entry(topic.clone())
-            .or_default()
-            .push(Subscriber {
-                id,
-                principal,
-                queue,
-                evict,
-            });
+        {
+            let mut map = self.topics.write().expect("hub poisoned");
+            for topic in &topics {
+                map.entry(topic.clone()).or_default().push(Subscriber {
+                    id,
+                    principal: principal.clone(),
+                    queue: queue.clone(),
+                    evict: evict.clone(),
+                });
+            }
+        }
         Subscription {
             deliveries,
             evicted,
             hub: self.clone(),
             id,
-            topic,
+            topics,
         }
     }
 
@@ -137,7 +146,7 @@ impl Hub {
         }
     }
 
-    /// How many connections are subscribed, over all topics.
+    /// How many (connection, topic) subscriptions there are.
     pub fn n_subscriptions(&self) -> usize {
         self.topics
             .read()
@@ -151,21 +160,32 @@ impl Hub {
     pub fn deliver(&self, event: Arc<Event>) {
         let delivery = Delivery::new(event);
         let mut evicted = Vec::new();
+        let event_topics = delivery.event().topics();
+        // Subscribers reached through an earlier topic of this event, so none gets it twice.
+        let mut reached: Vec<u64> = Vec::new();
         {
             let topics = self.topics.read().expect("hub poisoned");
-            for topic in delivery.event().topics() {
-                let Some(subscribers) = topics.get(&topic) else {
+            for (index, topic) in event_topics.iter().enumerate() {
+                let Some(subscribers) = topics.get(topic) else {
                     continue;
                 };
                 for subscriber in subscribers {
-                    if !may_receive(&subscriber.principal, delivery.event()) {
+                    if event_topics.len() > 1 {
+                        if reached.contains(&subscriber.id) {
+                            continue;
+                        }
+                        if index + 1 < event_topics.len() {
+                            reached.push(subscriber.id);
+                        }
+                    }
+                    if !may_receive(&subscriber.principal, delivery.event(), &*self.access) {
                         continue;
                     }
                     match subscriber.queue.try_send(delivery.clone()) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(_)) => {
                             let _ = subscriber.evict.send(Some(Eviction::SlowConsumer));
-                            evicted.push((topic.clone(), subscriber.id));
+                            evicted.push(subscriber.id);
                         }
                         // The connection is closing; its guard will unsubscribe it.
                         Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -173,12 +193,18 @@ impl Hub {
                 }
             }
         }
-        for (topic, id) in evicted {
-            tracing::info!(
-                subscriber = id,
-                "slow consumer disconnected: outbound queue full"
-            );
-            self.remove(&topic, id);
+        if !evicted.is_empty() {
+            let mut topics = self.topics.write().expect("hub poisoned");
+            for id in evicted {
+                tracing::info!(
+                    subscriber = id,
+                    "slow consumer disconnected: outbound queue full"
+                );
+                topics.retain(|_, subscribers| {
+                    subscribers.retain(|subscriber| subscriber.id != id);
+                    !subscribers.is_empty()
+                });
+            }
         }
     }
 }
@@ -198,9 +224,14 @@ mod tests {
         }
     }
 
+    fn hub() -> Arc<Hub> {
+        Hub::new(Arc::new(switchboard_core::policy::NoMemberships))
+    }
+
     fn bot_typing(conversation: i64) -> Arc<Event> {
         Arc::new(Event {
             account_id: AccountId(1),
+            inbox_id: Some(InboxId(1)),
             kind: EventKind::TypingOn {
                 conversation_id: ConversationId(conversation),
                 actor: Actor::Bot {
@@ -214,10 +245,10 @@ mod tests {
 
     #[tokio::test]
     async fn one_rendering_is_shared_by_every_recipient() {
-        let hub = Hub::new();
+        let hub = hub();
         let topic = Topic::Conversation(ConversationId(1));
-        let mut first = hub.subscribe(visitor(1), topic.clone(), 8);
-        let mut second = hub.subscribe(visitor(1), topic, 8);
+        let mut first = hub.subscribe(visitor(1), vec![topic.clone()], 8);
+        let mut second = hub.subscribe(visitor(1), vec![topic], 8);
         hub.deliver(bot_typing(1));
         let a = first.deliveries.recv().await.unwrap();
         let b = second.deliveries.recv().await.unwrap();
@@ -234,10 +265,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_evicts_only_that_subscriber() {
-        let hub = Hub::new();
+        let hub = hub();
         let topic = Topic::Conversation(ConversationId(1));
-        let mut reader = hub.subscribe(visitor(1), topic.clone(), 4);
-        let stalled = hub.subscribe(visitor(1), topic, 4);
+        let mut reader = hub.subscribe(visitor(1), vec![topic.clone()], 4);
+        let stalled = hub.subscribe(visitor(1), vec![topic], 4);
         let mut received = 0;
         for _ in 0..20 {
             hub.deliver(bot_typing(1));
@@ -253,10 +284,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_event_on_two_subscribed_topics_arrives_once() {
+        let hub = hub();
+        let admin = Principal::Agent {
+            account_id: AccountId(1),
+            agent_id: AgentId(1),
+            role: AgentRole::Administrator,
+        };
+        let mut both = hub.subscribe(
+            admin,
+            vec![
+                Topic::Conversation(ConversationId(1)),
+                Topic::Account(AccountId(1)),
+            ],
+            4,
+        );
+        hub.deliver(bot_typing(1));
+        assert!(both.deliveries.try_recv().is_ok());
+        assert!(both.deliveries.try_recv().is_err());
+        drop(both);
+        assert_eq!(hub.n_subscriptions(), 0);
+    }
+
+    #[tokio::test]
     async fn events_reach_only_their_topic() {
-        let hub = Hub::new();
-        let mut one = hub.subscribe(visitor(1), Topic::Conversation(ConversationId(1)), 4);
-        let mut two = hub.subscribe(visitor(2), Topic::Conversation(ConversationId(2)), 4);
+        let hub = hub();
+        let mut one = hub.subscribe(visitor(1), vec![Topic::Conversation(ConversationId(1))], 4);
+        let mut two = hub.subscribe(visitor(2), vec![Topic::Conversation(ConversationId(2))], 4);
         hub.deliver(bot_typing(2));
         assert!(one.deliveries.try_recv().is_err());
         assert!(two.deliveries.try_recv().is_ok());

@@ -8,9 +8,12 @@
 //!   event, through the hub's shared render cache.
 //! - The store and the bus are used only through their traits.
 
+mod access;
+mod admin;
 mod bots;
 mod clock;
 pub mod config;
+pub mod conversations;
 mod credentials;
 pub mod demo;
 mod engine;
@@ -18,10 +21,13 @@ pub mod error;
 pub mod feed;
 pub mod hub;
 mod limiter;
+pub mod tickets;
 
+pub use admin::AgentCreated;
 pub use bots::webhook_signature;
 pub use clock::Clock;
 pub use config::EngineConfig;
+pub use conversations::AssigneeQuery;
 pub use credentials::{generate_secret, hash_secret};
 pub use engine::{AccountCreated, Engine, SessionJoin, SessionStarted};
 pub use engine::{ConnectionGuard, Outcome};
@@ -29,3 +35,4 @@ pub use error::EngineError;
 pub use feed::Feed;
 pub use feed::FeedItem;
 pub use hub::{Delivery, Eviction, Hub, Subscription};
+pub use tickets::TicketRefusal;

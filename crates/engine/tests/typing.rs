@@ -49,11 +49,13 @@ async fn a_typing_indicator_not_refreshed_for_30_seconds_is_turned_off() {
         agent_id: demo.agent.id,
         role: AgentRole::Administrator,
     };
-    let mut watching = engine
-        .hub()
-        .subscribe(agent, Topic::Conversation(conversation_id), 16);
+    let mut watching =
+        engine
+            .hub()
+            .subscribe(agent, vec![Topic::Conversation(conversation_id)], 16);
     tokio::time::pause();
     let typing = |is_typing| Command::SetTyping {
+        private: false,
         conversation_id,
         is_typing,
     };

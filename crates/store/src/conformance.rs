@@ -34,6 +34,11 @@ macro_rules! conformance_tests {
             settings_keep_the_first_value,
             message_attributes_round_trip,
             iframe_events_are_kept,
+            agents_are_found_by_token_and_rotated,
+            account_keys_rotate_at_once,
+            inbox_memberships_and_teams,
+            conversations_are_listed_filtered_and_updated,
+            notifications_belong_to_one_agent,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -477,4 +482,328 @@ pub async fn iframe_events_are_kept(store: &Arc<dyn Store>) {
         store.iframe_events(&world.session.id).await.unwrap(),
         vec![event]
     );
+}
+
+fn new_agent(account_id: AccountId, email: &str, role: AgentRole) -> (NewAgent, String) {
+    let token = unique("access");
+    (
+        NewAgent {
+            account_id,
+            name: email.to_string(),
+            email: email.to_string(),
+            role,
+            access_token_hash: token.clone(),
+            pubsub_token: unique("pubsub"),
+        },
+        token,
+    )
+}
+
+pub async fn agents_are_found_by_token_and_rotated(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let (agent, token) = new_agent(world.account.id, "a@example.com", AgentRole::Agent);
+    let agent = store.create_agent(agent, NOW).await.unwrap();
+    let found = store
+        .agent_by_access_token_hash(&token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, agent);
+    assert_eq!(
+        store.agents(world.account.id).await.unwrap(),
+        vec![agent.clone()]
+    );
+    let busy = store
+        .set_availability(world.account.id, agent.id, Availability::Busy)
+        .await
+        .unwrap();
+    assert_eq!(busy.availability, Availability::Busy);
+    let other = store
+        .create_account("Other", &unique("api"), &unique("pub"), NOW)
+        .await
+        .unwrap();
+    assert!(store.agent(other.id, agent.id).await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .set_availability(other.id, agent.id, Availability::Online)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let new_token = unique("access");
+    assert!(store
+        .rotate_agent_token(world.account.id, agent.id, &new_token, &unique("pubsub"))
+        .await
+        .unwrap());
+    assert!(store
+        .agent_by_access_token_hash(&token)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .agent_by_access_token_hash(&new_token)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!store
+        .rotate_agent_token(other.id, agent.id, &unique("x"), &unique("y"))
+        .await
+        .unwrap());
+}
+
+pub async fn account_keys_rotate_at_once(store: &Arc<dyn Store>) {
+    let (api, publishable) = (unique("api"), unique("pub"));
+    let account = store
+        .create_account("Rotating", &api, &publishable, NOW)
+        .await
+        .unwrap();
+    let new_api = unique("api");
+    store
+        .rotate_account_key(account.id, AccountKeyKind::Api, &new_api)
+        .await
+        .unwrap();
+    assert!(store.account_by_key_hash(&api).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .account_by_key_hash(&new_api)
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        AccountKeyKind::Api
+    );
+    assert!(store
+        .account_by_key_hash(&publishable)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+pub async fn inbox_memberships_and_teams(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let (agent, _) = new_agent(world.account.id, "m@example.com", AgentRole::Agent);
+    let agent = store.create_agent(agent, NOW).await.unwrap();
+    store
+        .set_inbox_member(world.account.id, world.inbox.id, agent.id, true)
+        .await
+        .unwrap();
+    store
+        .set_inbox_member(world.account.id, world.inbox.id, agent.id, true)
+        .await
+        .unwrap();
+    let memberships = store.memberships().await.unwrap();
+    assert_eq!(
+        memberships
+            .iter()
+            .filter(|(member, _)| *member == agent.id)
+            .count(),
+        1
+    );
+    let other = store
+        .create_account("Other", &unique("api"), &unique("pub"), NOW)
+        .await
+        .unwrap();
+    assert!(store
+        .set_inbox_member(other.id, world.inbox.id, agent.id, true)
+        .await
+        .is_err());
+    store
+        .set_inbox_member(world.account.id, world.inbox.id, agent.id, false)
+        .await
+        .unwrap();
+    assert!(!store
+        .memberships()
+        .await
+        .unwrap()
+        .contains(&(agent.id, world.inbox.id)));
+    assert_eq!(
+        store.inbox(world.account.id, world.inbox.id).await.unwrap(),
+        Some(world.inbox.clone())
+    );
+    assert!(store
+        .inbox(other.id, world.inbox.id)
+        .await
+        .unwrap()
+        .is_none());
+    let team = store.create_team(world.account.id, "Sales").await.unwrap();
+    assert!(matches!(
+        store.create_team(world.account.id, "Sales").await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.teams(world.account.id).await.unwrap(), vec![team]);
+    assert!(store.teams(other.id).await.unwrap().is_empty());
+}
+
+pub async fn conversations_are_listed_filtered_and_updated(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let second = store
+        .start_session(NewSession {
+            id: SessionId(unique("sess")),
+            account_id: world.account.id,
+            inbox_id: world.inbox.id,
+            bot_id: world.bot.id,
+            visitor: ContactDetails::default(),
+            created_at: NOW,
+            expires_at: NOW + 1,
+        })
+        .await
+        .unwrap();
+    let (agent, _) = new_agent(world.account.id, "c@example.com", AgentRole::Agent);
+    let agent = store.create_agent(agent, NOW).await.unwrap();
+    let filter = |assignee| ConversationFilter {
+        account_id: world.account.id,
+        status: None,
+        assignee,
+        inbox_ids: None,
+        before_id: None,
+        limit: 50,
+    };
+    let all = store
+        .conversations(filter(AssigneeFilter::All))
+        .await
+        .unwrap();
+    let ids: Vec<ConversationId> = all.iter().map(|c| c.id).collect();
+    assert_eq!(
+        ids,
+        vec![second.conversation_id, world.session.conversation_id]
+    );
+    let (assigned, changed) = store
+        .update_conversation(
+            world.session.conversation_id,
+            ConversationChange::Assignee(Some(agent.id)),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    assert!(changed);
+    assert_eq!(assigned.assignee_id, Some(agent.id));
+    let (_, changed) = store
+        .update_conversation(
+            world.session.conversation_id,
+            ConversationChange::Assignee(Some(agent.id)),
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    assert!(!changed, "assigning again changes nothing");
+    let mine = store
+        .conversations(filter(AssigneeFilter::Agent(agent.id)))
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    let unassigned = store
+        .conversations(filter(AssigneeFilter::Unassigned))
+        .await
+        .unwrap();
+    assert_eq!(unassigned[0].id, second.conversation_id);
+    let (resolved, _) = store
+        .update_conversation(
+            second.conversation_id,
+            ConversationChange::Status(ConversationStatus::Resolved),
+            NOW + 3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, ConversationStatus::Resolved);
+    let open = store
+        .conversations(ConversationFilter {
+            status: Some(ConversationStatus::Open),
+            ..filter(AssigneeFilter::All)
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    let paged = store
+        .conversations(ConversationFilter {
+            before_id: Some(second.conversation_id),
+            ..filter(AssigneeFilter::All)
+        })
+        .await
+        .unwrap();
+    assert_eq!(paged.len(), 1);
+    let none = store
+        .conversations(ConversationFilter {
+            inbox_ids: Some(Vec::new()),
+            ..filter(AssigneeFilter::All)
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let team = store
+        .create_team(world.account.id, "Support")
+        .await
+        .unwrap();
+    let (teamed, _) = store
+        .update_conversation(
+            second.conversation_id,
+            ConversationChange::Team(Some(team.id)),
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(teamed.team_id, Some(team.id));
+    assert!(store
+        .add_participant(second.conversation_id, agent.id)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_participant(second.conversation_id, agent.id)
+        .await
+        .unwrap());
+    assert!(matches!(
+        store
+            .update_conversation(
+                ConversationId(i64::MAX - 1),
+                ConversationChange::Team(None),
+                NOW
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn notifications_belong_to_one_agent(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let (agent, _) = new_agent(world.account.id, "n@example.com", AgentRole::Agent);
+    let agent = store.create_agent(agent, NOW).await.unwrap();
+    let (other, _) = new_agent(world.account.id, "o@example.com", AgentRole::Agent);
+    let other = store.create_agent(other, NOW).await.unwrap();
+    let notification = store
+        .create_notification(
+            world.account.id,
+            agent.id,
+            NotificationKind::ConversationAssignment,
+            world.session.conversation_id,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .notifications(world.account.id, agent.id, 10)
+            .await
+            .unwrap(),
+        vec![notification.clone()]
+    );
+    assert!(store
+        .notifications(world.account.id, other.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .mark_notification_read(world.account.id, other.id, notification.id, NOW + 1)
+        .await
+        .unwrap()
+        .is_none());
+    let read = store
+        .mark_notification_read(world.account.id, agent.id, notification.id, NOW + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.read_at, Some(NOW + 5));
+    let again = store
+        .mark_notification_read(world.account.id, agent.id, notification.id, NOW + 9)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.read_at, Some(NOW + 5));
 }

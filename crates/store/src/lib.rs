@@ -76,6 +76,34 @@ pub enum ReadSide {
     Agent,
 }
 
+/// Whose conversations to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    All,
+    Unassigned,
+    Agent(AgentId),
+}
+
+/// Which conversations to list: newest first, before `before_id` when paging.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationFilter {
+    pub account_id: AccountId,
+    pub status: Option<ConversationStatus>,
+    pub assignee: AssigneeFilter,
+    /// Only these inboxes (`None`: every inbox).
+    pub inbox_ids: Option<Vec<InboxId>>,
+    pub before_id: Option<ConversationId>,
+    pub limit: u32,
+}
+
+/// One change to a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConversationChange {
+    Assignee(Option<AgentId>),
+    Team(Option<TeamId>),
+    Status(ConversationStatus),
+}
+
 /// Durable storage of every record. Implementations must pass [`conformance`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -156,6 +184,84 @@ pub trait Store: Send + Sync + 'static {
         side: ReadSide,
         seq: Seq,
     ) -> StoreResult<Conversation>;
+
+    async fn agent_by_access_token_hash(&self, token_hash: &str) -> StoreResult<Option<Agent>>;
+    async fn agent(&self, account_id: AccountId, agent_id: AgentId) -> StoreResult<Option<Agent>>;
+    async fn agents(&self, account_id: AccountId) -> StoreResult<Vec<Agent>>;
+    async fn set_availability(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        availability: Availability,
+    ) -> StoreResult<Agent>;
+    /// Replaces an agent's access token (by hash) and pubsub token; the old ones stop working.
+    async fn rotate_agent_token(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        access_token_hash: &str,
+        pubsub_token: &str,
+    ) -> StoreResult<bool>;
+    /// Replaces one of an account's keys (by hash); the old key stops working at once.
+    async fn rotate_account_key(
+        &self,
+        account_id: AccountId,
+        kind: AccountKeyKind,
+        key_hash: &str,
+    ) -> StoreResult<()>;
+
+    async fn bots(&self, account_id: AccountId) -> StoreResult<Vec<Bot>>;
+    async fn inbox(&self, account_id: AccountId, inbox_id: InboxId) -> StoreResult<Option<Inbox>>;
+    /// Adds (`member`) or removes an agent from an inbox; both must be in the account.
+    async fn set_inbox_member(
+        &self,
+        account_id: AccountId,
+        inbox_id: InboxId,
+        agent_id: AgentId,
+        member: bool,
+    ) -> StoreResult<()>;
+    /// Every inbox membership of every account (loaded once by the engine).
+    async fn memberships(&self) -> StoreResult<Vec<(AgentId, InboxId)>>;
+    async fn create_team(&self, account_id: AccountId, name: &str) -> StoreResult<Team>;
+    async fn teams(&self, account_id: AccountId) -> StoreResult<Vec<Team>>;
+
+    async fn conversations(&self, filter: ConversationFilter) -> StoreResult<Vec<Conversation>>;
+    /// Applies `change`; returns the conversation after it and whether anything changed.
+    async fn update_conversation(
+        &self,
+        conversation_id: ConversationId,
+        change: ConversationChange,
+        now: UnixMillis,
+    ) -> StoreResult<(Conversation, bool)>;
+    /// Records that an agent took part in a conversation; true the first time.
+    async fn add_participant(
+        &self,
+        conversation_id: ConversationId,
+        agent_id: AgentId,
+    ) -> StoreResult<bool>;
+
+    async fn create_notification(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        kind: NotificationKind,
+        conversation_id: ConversationId,
+        now: UnixMillis,
+    ) -> StoreResult<Notification>;
+    /// An agent's notifications, newest first.
+    async fn notifications(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>>;
+    async fn mark_notification_read(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        notification_id: NotificationId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Notification>>;
 
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;

@@ -52,7 +52,8 @@ fn from_sqlite(error: rusqlite::Error) -> StoreError {
     backend(error)
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts (
     id INTEGER PRIMARY KEY,
@@ -150,7 +151,39 @@ CREATE TABLE iframe_events (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX iframe_events_session ON iframe_events (session_id);
-"#];
+"#,
+    r#"
+ALTER TABLE conversations ADD COLUMN team_id INTEGER;
+CREATE INDEX conversations_account ON conversations (account_id, status, id);
+CREATE TABLE teams (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    UNIQUE (account_id, name)
+);
+CREATE TABLE inbox_members (
+    inbox_id INTEGER NOT NULL,
+    agent_id INTEGER NOT NULL,
+    account_id INTEGER NOT NULL,
+    PRIMARY KEY (inbox_id, agent_id)
+);
+CREATE TABLE conversation_participants (
+    conversation_id INTEGER NOT NULL,
+    agent_id INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, agent_id)
+);
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    agent_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    read_at INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX notifications_agent ON notifications (agent_id, id);
+"#,
+];
 
 fn open_connection(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
@@ -308,6 +341,34 @@ fn bad_column(column: &str, value: String) -> rusqlite::Error {
     )
 }
 
+fn agent_from_row(row: &Row) -> rusqlite::Result<Agent> {
+    let role: String = row.get("role")?;
+    let availability: String = row.get("availability")?;
+    Ok(Agent {
+        id: AgentId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        name: row.get("name")?,
+        email: row.get("email")?,
+        role: AgentRole::parse(&role).ok_or_else(|| bad_column("role", role))?,
+        availability: Availability::parse(&availability)
+            .ok_or_else(|| bad_column("availability", availability))?,
+        created_at: row.get("created_at")?,
+    })
+}
+
+fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
+    let kind: String = row.get("kind")?;
+    Ok(Notification {
+        id: NotificationId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        agent_id: AgentId(row.get("agent_id")?),
+        kind: NotificationKind::parse(&kind).ok_or_else(|| bad_column("kind", kind))?,
+        conversation_id: ConversationId(row.get("conversation_id")?),
+        read_at: row.get("read_at")?,
+        created_at: row.get("created_at")?,
+    })
+}
+
 fn bot_from_row(row: &Row) -> rusqlite::Result<Bot> {
     let config: String = row.get("config")?;
     let kind: BotKind = serde_json::from_str(&config).map_err(|error| {
@@ -352,6 +413,7 @@ fn conversation_from_row(row: &Row) -> rusqlite::Result<Conversation> {
         inbox_id: InboxId(row.get("inbox_id")?),
         contact_id: ContactId(row.get("contact_id")?),
         assignee_id: row.get::<_, Option<i64>>("assignee_id")?.map(AgentId),
+        team_id: row.get::<_, Option<i64>>("team_id")?.map(TeamId),
         status: ConversationStatus::parse(&status).ok_or_else(|| bad_column("status", status))?,
         last_seq: row.get("last_seq")?,
         contact_last_read_seq: row.get("contact_last_read_seq")?,
@@ -962,6 +1024,403 @@ impl Store for SqliteStore {
                 })
                 .map_err(from_sqlite)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn agent_by_access_token_hash(&self, token_hash: &str) -> StoreResult<Option<Agent>> {
+        let token_hash = token_hash.to_string();
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM agents WHERE access_token_hash = ?1")?
+                .query_row([token_hash], agent_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn agent(&self, account_id: AccountId, agent_id: AgentId) -> StoreResult<Option<Agent>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM agents WHERE id = ?1 AND account_id = ?2")?
+                .query_row([agent_id.0, account_id.0], agent_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn agents(&self, account_id: AccountId) -> StoreResult<Vec<Agent>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM agents WHERE account_id = ?1 ORDER BY id")?
+                .query_map([account_id.0], agent_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_availability(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        availability: Availability,
+    ) -> StoreResult<Agent> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "UPDATE agents SET availability = ?3 WHERE id = ?1 AND account_id = ?2",
+                    params![agent_id.0, account_id.0, availability.as_str()],
+                )
+                .map_err(from_sqlite)?;
+            connection
+                .prepare_cached("SELECT * FROM agents WHERE id = ?1 AND account_id = ?2")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([agent_id.0, account_id.0], agent_from_row)
+                        .optional()
+                })
+                .map_err(from_sqlite)?
+                .ok_or(StoreError::NotFound { what: "agent" })
+        })
+        .await
+    }
+
+    async fn rotate_agent_token(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        access_token_hash: &str,
+        pubsub_token: &str,
+    ) -> StoreResult<bool> {
+        let (access, pubsub) = (access_token_hash.to_string(), pubsub_token.to_string());
+        self.write(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE agents SET access_token_hash = ?3, pubsub_token = ?4 \
+                     WHERE id = ?1 AND account_id = ?2",
+                    params![agent_id.0, account_id.0, access, pubsub],
+                )
+                .map_err(from_sqlite)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn rotate_account_key(
+        &self,
+        account_id: AccountId,
+        kind: AccountKeyKind,
+        key_hash: &str,
+    ) -> StoreResult<()> {
+        let key_hash = key_hash.to_string();
+        self.write(move |connection| {
+            let sql = match kind {
+                AccountKeyKind::Api => "UPDATE accounts SET api_key_hash = ?2 WHERE id = ?1",
+                AccountKeyKind::Publishable => {
+                    "UPDATE accounts SET publishable_key_hash = ?2 WHERE id = ?1"
+                }
+            };
+            let changed = connection
+                .execute(sql, params![account_id.0, key_hash])
+                .map_err(from_sqlite)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound { what: "account" });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bots(&self, account_id: AccountId) -> StoreResult<Vec<Bot>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM bots WHERE account_id = ?1 ORDER BY id")?
+                .query_map([account_id.0], bot_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn inbox(&self, account_id: AccountId, inbox_id: InboxId) -> StoreResult<Option<Inbox>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM inboxes WHERE id = ?1 AND account_id = ?2")?
+                .query_row([inbox_id.0, account_id.0], inbox_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn set_inbox_member(
+        &self,
+        account_id: AccountId,
+        inbox_id: InboxId,
+        agent_id: AgentId,
+        member: bool,
+    ) -> StoreResult<()> {
+        self.write(move |connection| {
+            let both_exist: bool = connection
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM inboxes WHERE id = ?1 AND account_id = ?3) \
+                     AND EXISTS (SELECT 1 FROM agents WHERE id = ?2 AND account_id = ?3)",
+                    [inbox_id.0, agent_id.0, account_id.0],
+                    |row| row.get(0),
+                )
+                .map_err(from_sqlite)?;
+            if !both_exist {
+                return Err(StoreError::NotFound {
+                    what: "inbox or agent",
+                });
+            }
+            let sql = if member {
+                "INSERT INTO inbox_members (inbox_id, agent_id, account_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM inbox_members WHERE inbox_id = ?1 AND agent_id = ?2 AND account_id = ?3"
+            };
+            connection
+                .execute(sql, [inbox_id.0, agent_id.0, account_id.0])
+                .map_err(from_sqlite)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn memberships(&self) -> StoreResult<Vec<(AgentId, InboxId)>> {
+        self.read(|connection| {
+            connection
+                .prepare_cached("SELECT agent_id, inbox_id FROM inbox_members")?
+                .query_map([], |row| Ok((AgentId(row.get(0)?), InboxId(row.get(1)?))))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_team(&self, account_id: AccountId, name: &str) -> StoreResult<Team> {
+        let name = name.to_string();
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO teams (account_id, name) VALUES (?1, ?2)",
+                    params![account_id.0, name],
+                )
+                .map_err(|error| match from_sqlite(error) {
+                    StoreError::Conflict { .. } => StoreError::Conflict {
+                        what: "a team with this name",
+                    },
+                    other => other,
+                })?;
+            Ok(Team {
+                id: TeamId(connection.last_insert_rowid()),
+                account_id,
+                name,
+            })
+        })
+        .await
+    }
+
+    async fn teams(&self, account_id: AccountId) -> StoreResult<Vec<Team>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT id, account_id, name FROM teams WHERE account_id = ?1 ORDER BY id",
+                )?
+                .query_map([account_id.0], |row| {
+                    Ok(Team {
+                        id: TeamId(row.get(0)?),
+                        account_id: AccountId(row.get(1)?),
+                        name: row.get(2)?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn conversations(&self, filter: ConversationFilter) -> StoreResult<Vec<Conversation>> {
+        self.read(move |connection| {
+            let mut sql = String::from("SELECT * FROM conversations WHERE account_id = ?1");
+            let mut values: Vec<rusqlite::types::Value> = vec![filter.account_id.0.into()];
+            if let Some(status) = filter.status {
+                values.push(status.as_str().to_string().into());
+                sql.push_str(&format!(" AND status = ?{}", values.len()));
+            }
+            match filter.assignee {
+                AssigneeFilter::All => {}
+                AssigneeFilter::Unassigned => sql.push_str(" AND assignee_id IS NULL"),
+                AssigneeFilter::Agent(agent_id) => {
+                    values.push(agent_id.0.into());
+                    sql.push_str(&format!(" AND assignee_id = ?{}", values.len()));
+                }
+            }
+            if let Some(inboxes) = &filter.inbox_ids {
+                if inboxes.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let list: Vec<String> = inboxes.iter().map(|id| id.0.to_string()).collect();
+                sql.push_str(&format!(" AND inbox_id IN ({})", list.join(",")));
+            }
+            values.push(filter.before_id.map_or(i64::MAX, |id| id.0).into());
+            sql.push_str(&format!(" AND id < ?{}", values.len()));
+            values.push(i64::from(filter.limit).into());
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+            connection
+                .prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(values), conversation_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn update_conversation(
+        &self,
+        conversation_id: ConversationId,
+        change: ConversationChange,
+        now: UnixMillis,
+    ) -> StoreResult<(Conversation, bool)> {
+        self.write(move |connection| {
+            let before = conversation_by_id(connection, conversation_id)
+                .map_err(from_sqlite)?
+                .ok_or(StoreError::NotFound {
+                    what: "conversation",
+                })?;
+            let (sql, value): (&str, rusqlite::types::Value) = match change {
+                ConversationChange::Assignee(assignee) => (
+                    "UPDATE conversations SET assignee_id = ?2, updated_at = ?3 WHERE id = ?1",
+                    assignee.map(|id| id.0).into(),
+                ),
+                ConversationChange::Team(team) => (
+                    "UPDATE conversations SET team_id = ?2, updated_at = ?3 WHERE id = ?1",
+                    team.map(|id| id.0).into(),
+                ),
+                ConversationChange::Status(status) => (
+                    "UPDATE conversations SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                    status.as_str().to_string().into(),
+                ),
+            };
+            let changed = match change {
+                ConversationChange::Assignee(assignee) => before.assignee_id != assignee,
+                ConversationChange::Team(team) => before.team_id != team,
+                ConversationChange::Status(status) => before.status != status,
+            };
+            if !changed {
+                return Ok((before, false));
+            }
+            connection
+                .execute(sql, params![conversation_id.0, value, now])
+                .map_err(from_sqlite)?;
+            let after = conversation_by_id(connection, conversation_id)
+                .map_err(from_sqlite)?
+                .ok_or(StoreError::NotFound {
+                    what: "conversation",
+                })?;
+            Ok((after, true))
+        })
+        .await
+    }
+
+    async fn add_participant(
+        &self,
+        conversation_id: ConversationId,
+        agent_id: AgentId,
+    ) -> StoreResult<bool> {
+        self.write(move |connection| {
+            let added = connection
+                .execute(
+                    "INSERT INTO conversation_participants (conversation_id, agent_id) \
+                     VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    [conversation_id.0, agent_id.0],
+                )
+                .map_err(from_sqlite)?;
+            Ok(added > 0)
+        })
+        .await
+    }
+
+    async fn create_notification(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        kind: NotificationKind,
+        conversation_id: ConversationId,
+        now: UnixMillis,
+    ) -> StoreResult<Notification> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO notifications (account_id, agent_id, kind, conversation_id, \
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        account_id.0,
+                        agent_id.0,
+                        kind.as_str(),
+                        conversation_id.0,
+                        now
+                    ],
+                )
+                .map_err(from_sqlite)?;
+            Ok(Notification {
+                id: NotificationId(connection.last_insert_rowid()),
+                account_id,
+                agent_id,
+                kind,
+                conversation_id,
+                read_at: None,
+                created_at: now,
+            })
+        })
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT * FROM notifications WHERE account_id = ?1 AND agent_id = ?2 \
+                     ORDER BY id DESC LIMIT ?3",
+                )?
+                .query_map(
+                    params![account_id.0, agent_id.0, limit],
+                    notification_from_row,
+                )?
+                .collect()
+        })
+        .await
+    }
+
+    async fn mark_notification_read(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+        notification_id: NotificationId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Notification>> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "UPDATE notifications SET read_at = COALESCE(read_at, ?4) \
+                     WHERE id = ?1 AND account_id = ?2 AND agent_id = ?3",
+                    params![notification_id.0, account_id.0, agent_id.0, now],
+                )
+                .map_err(from_sqlite)?;
+            connection
+                .prepare_cached(
+                    "SELECT * FROM notifications WHERE id = ?1 AND account_id = ?2 AND agent_id = ?3",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(
+                            [notification_id.0, account_id.0, agent_id.0],
+                            notification_from_row,
+                        )
+                        .optional()
+                })
+                .map_err(from_sqlite)
         })
         .await
     }

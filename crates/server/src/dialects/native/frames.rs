@@ -292,8 +292,15 @@ pub fn render_for_visitor(event: &Event) -> Vec<Utf8Bytes> {
                 "the agent could not answer; please try again",
             ),
         }],
+        // A visitor's session shows messages, typing and failures; the rest is for agents.
         EventKind::MessageUpdated(_)
         | EventKind::ConversationRead { .. }
+        | EventKind::ConversationCreated(_)
+        | EventKind::ConversationStatusChanged(_)
+        | EventKind::AssigneeChanged(_)
+        | EventKind::TeamChanged(_)
+        | EventKind::AgentJoined { .. }
+        | EventKind::NotificationCreated(_)
         | EventKind::SessionEnded { .. } => Vec::new(),
     }
 }

@@ -367,6 +367,7 @@ async fn handle_frame(
         ClientFrame::Typing { is_typing } => Command::SetTyping {
             conversation_id,
             is_typing,
+            private: false,
         },
         ClientFrame::Read { seq } => Command::MarkRead {
             conversation_id,
