@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod dialects;
+pub mod json;
 pub mod rest;
 pub mod server;
 pub mod time_format;

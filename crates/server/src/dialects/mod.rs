@@ -5,3 +5,6 @@ pub mod native;
 
 /// The hub render slot of the native session dialect.
 pub const NATIVE_SESSION_SLOT: usize = 0;
+
+/// The hub render slot of the native managed sockets (canonical `{type, payload}` frames).
+pub const NATIVE_MANAGED_SLOT: usize = 1;

@@ -95,6 +95,30 @@ impl TestServer {
         )
     }
 
+    /// Sends JSON with any method and a bearer key; returns the status and the JSON body.
+    pub async fn post_method(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let client = reqwest::Client::new();
+        let response = client
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn create_session_for(&self, agent_id: &str) -> Session {
         let (status, body) = self
             .post(

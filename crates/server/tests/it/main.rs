@@ -2,6 +2,7 @@
 
 mod common;
 
+mod agent_side;
 mod cli;
 mod connect_checks;
 mod frame_errors;

@@ -105,8 +105,8 @@ fn required_seq(payload: &Map<String, Value>, field: &str) -> Result<Seq, FrameE
     }
 }
 
-/// Decodes one text frame.
-pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+/// Splits a `{type, payload}` frame into its type and payload object.
+fn split_frame(text: &str) -> Result<(String, Map<String, Value>), FrameError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|error| invalid(format!("the frame is not valid JSON: {error}")))?;
     let Value::Object(mut frame) = value else {
@@ -124,6 +124,12 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         Some(Value::Object(payload)) => payload,
         Some(_) => return Err(invalid("payload must be an object")),
     };
+    Ok((kind, payload))
+}
+
+/// Decodes one text frame of a demo session.
+pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let (kind, payload) = split_frame(text)?;
     match kind.as_str() {
         "visitor_message" => {
             let text = optional_string(&payload, "text")?.unwrap_or_default();
@@ -152,6 +158,95 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         "resume" => Ok(ClientFrame::Resume {
             last_seq: required_seq(&payload, "lastSeq")?,
         }),
+        other => Err(FrameError {
+            code: ErrorCode::UnknownType,
+            message: format!("unknown message type {other:?}"),
+        }),
+    }
+}
+
+/// A command a managed chat socket sends about its conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatCommand {
+    Message {
+        content: String,
+        client_message_id: Option<String>,
+        private: bool,
+    },
+    Typing {
+        is_typing: bool,
+        private: bool,
+    },
+    Read {
+        seq: Seq,
+    },
+}
+
+impl ChatCommand {
+    pub fn into_command(self, conversation_id: ConversationId) -> Command {
+        match self {
+            ChatCommand::Message {
+                content,
+                client_message_id,
+                private,
+            } => Command::SendMessage {
+                conversation_id,
+                content,
+                client_message_id,
+                private,
+            },
+            ChatCommand::Typing { is_typing, private } => Command::SetTyping {
+                conversation_id,
+                is_typing,
+                private,
+            },
+            ChatCommand::Read { seq } => Command::MarkRead {
+                conversation_id,
+                seq,
+            },
+        }
+    }
+}
+
+/// A frame a managed socket (`/ws/chat`, `/ws/notifications`) sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManagedFrame {
+    Heartbeat,
+    Resume { last_seq: Seq },
+    Command(ChatCommand),
+}
+
+fn optional_bool(payload: &Map<String, Value>, field: &str) -> Result<bool, FrameError> {
+    match payload.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(value)) => Ok(*value),
+        Some(_) => Err(invalid(format!("payload.{field} must be true or false"))),
+    }
+}
+
+/// Decodes one text frame of a managed socket.
+pub fn decode_managed_frame(text: &str) -> Result<ManagedFrame, FrameError> {
+    let (kind, payload) = split_frame(text)?;
+    match kind.as_str() {
+        "heartbeat" => Ok(ManagedFrame::Heartbeat),
+        "resume" => Ok(ManagedFrame::Resume {
+            last_seq: required_seq(&payload, "lastSeq")?,
+        }),
+        "message" => Ok(ManagedFrame::Command(ChatCommand::Message {
+            content: optional_string(&payload, "content")?.unwrap_or_default(),
+            client_message_id: optional_string(&payload, "clientMessageId")?,
+            private: optional_bool(&payload, "private")?,
+        })),
+        "typing" => match payload.get("isTyping") {
+            Some(Value::Bool(is_typing)) => Ok(ManagedFrame::Command(ChatCommand::Typing {
+                is_typing: *is_typing,
+                private: optional_bool(&payload, "isPrivate")?,
+            })),
+            _ => Err(invalid("payload.isTyping must be true or false")),
+        },
+        "read" => Ok(ManagedFrame::Command(ChatCommand::Read {
+            seq: required_seq(&payload, "seq")?,
+        })),
         other => Err(FrameError {
             code: ErrorCode::UnknownType,
             message: format!("unknown message type {other:?}"),
@@ -407,6 +502,45 @@ mod tests {
         check(
             r#"{"type":"iframe_event","payload":{}}"#,
             Err((ErrorCode::InvalidJson, "event")),
+        );
+    }
+
+    #[test]
+    fn decodes_managed_frames() {
+        assert_eq!(
+            decode_managed_frame(r#"{"type":"heartbeat"}"#),
+            Ok(ManagedFrame::Heartbeat)
+        );
+        assert_eq!(
+            decode_managed_frame(r#"{"type":"message","payload":{"content":"hi","private":true}}"#),
+            Ok(ManagedFrame::Command(ChatCommand::Message {
+                content: "hi".into(),
+                client_message_id: None,
+                private: true
+            }))
+        );
+        assert_eq!(
+            decode_managed_frame(r#"{"type":"typing","payload":{"isTyping":false}}"#),
+            Ok(ManagedFrame::Command(ChatCommand::Typing {
+                is_typing: false,
+                private: false
+            }))
+        );
+        assert_eq!(
+            decode_managed_frame(r#"{"type":"resume","payload":{"lastSeq":3}}"#),
+            Ok(ManagedFrame::Resume { last_seq: 3 })
+        );
+        assert_eq!(
+            decode_managed_frame(r#"{"type":"message","payload":{"private":"yes"}}"#)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            decode_managed_frame(r#"{"type":"visitor_message","payload":{}}"#)
+                .unwrap_err()
+                .code,
+            ErrorCode::UnknownType
         );
     }
 

@@ -1,8 +1,14 @@
-//! The native JSON dialect (`spec/native.md`): `{type, payload}` frames both ways. This slice
-//! serves live demo sessions (`/ws/session/:id`).
+//! The native JSON dialect (`spec/native.md`): `{type, payload}` frames both ways — live demo
+//! sessions (`/ws/session/:id`) and the ticketed managed sockets (`/ws/chat/:threadId`,
+//! `/ws/notifications`).
 
 mod frames;
+mod managed;
 mod session;
 
-pub use frames::{decode_client_frame, render_for_visitor, ClientFrame, ErrorCode, FrameError};
+pub use frames::{
+    decode_client_frame, decode_managed_frame, render_for_visitor, ClientFrame, ErrorCode,
+    FrameError, ManagedFrame,
+};
+pub use managed::{chat_socket, notifications_socket};
 pub use session::{serve_session_socket, session_socket, CloseCode};

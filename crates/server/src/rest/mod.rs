@@ -1,5 +1,10 @@
 //! The REST API (`spec/rest.md`): JSON in and out, `Authorization: Bearer <credential>`, errors
-//! as `{"error": {"code", "message"}}` with the fitting status.
+//! as `{"error": {"code", "message"}}` with the fitting status. This module holds the router,
+//! the error format and the extractors, health, demo sessions and bots; `admin` and
+//! `dashboard` hold the rest.
+
+mod admin;
+mod dashboard;
 
 use crate::dialects::native;
 use crate::time_format::iso8601;
@@ -30,8 +35,16 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/api/v1/session", post(start_session))
         .route("/api/v1/session/{session_id}/end", post(end_session))
-        .route("/api/v1/bots", post(create_bot))
+        .route("/api/v1/bots", post(create_bot).get(admin::list_bots))
+        .route(
+            "/api/v1/bots/{bot_id}",
+            axum::routing::delete(admin::delete_bot),
+        )
         .route("/ws/session/{session_id}", get(native::session_socket))
+        .route("/ws/chat/{thread_id}", get(native::chat_socket))
+        .route("/ws/notifications", get(native::notifications_socket))
+        .merge(admin::routes())
+        .merge(dashboard::routes())
 }
 
 /// An error answered over HTTP.
@@ -177,8 +190,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then(|| credential.trim())
 }
 
+/// The principal of a request's bearer credential (account key or agent token); 401 without.
+pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    Ok(state.engine.authenticate(bearer(headers)).await?)
+}
+
 async fn key_principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    Ok(state.engine.authenticate_key(bearer(headers)).await?)
+    principal(state, headers).await
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -1,0 +1,286 @@
+//! The ticketed managed sockets (`spec/native.md`, seed 003): `/ws/chat/:threadId` streams one
+//! conversation, `/ws/notifications` an agent's account and notifications. Frames are
+//! `{type, payload}` with each event's canonical name as `type`.
+
+use super::frames::{decode_managed_frame, ErrorCode, ManagedFrame};
+use super::session::CloseCode;
+use crate::dialects::NATIVE_MANAGED_SLOT;
+use crate::json;
+use crate::rest::AppState;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures_util::StreamExt;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_core::{ConversationId, DomainError, Principal, Seq};
+use switchboard_engine::feed::next_deliveries;
+use switchboard_engine::{Delivery, Engine, EngineError, FeedItem, Outcome, TicketRefusal};
+use tokio::time::{sleep_until, Instant};
+
+fn frame(kind: &str, payload: serde_json::Value) -> Utf8Bytes {
+    Utf8Bytes::from(json!({"type": kind, "payload": payload}).to_string())
+}
+
+fn error_frame(code: &str, message: &str) -> Utf8Bytes {
+    frame("error", json!({"code": code, "message": message}))
+}
+
+fn render(delivery: &Delivery) -> Utf8Bytes {
+    delivery
+        .rendered(NATIVE_MANAGED_SLOT, |event| {
+            Utf8Bytes::from(json::event_frame(event).to_string())
+        })
+        .as_ref()
+        .clone()
+}
+
+async fn close(socket: &mut WebSocket, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code: code as u16,
+        reason: Utf8Bytes::from(reason),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(WsMessage::Close(Some(frame))),
+    )
+    .await;
+}
+
+async fn refuse(socket: &mut WebSocket, code: &str, message: &str, close_code: CloseCode) {
+    let _ = socket
+        .send(WsMessage::Text(error_frame(code, message)))
+        .await;
+    close(socket, close_code, message).await;
+}
+
+fn configure(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+    let max_frame = state.settings.max_frame_bytes;
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+}
+
+fn redeem(engine: &Engine, query: &HashMap<String, String>) -> Result<Principal, TicketRefusal> {
+    engine.redeem_ticket(query.get("ticket").map(String::as_str))
+}
+
+fn ticket_refusal_message(refusal: TicketRefusal) -> (&'static str, &'static str) {
+    match refusal {
+        TicketRefusal::Missing => ("AUTH_REQUIRED", "No ticket provided"),
+        TicketRefusal::Invalid => ("INVALID_TICKET", "Ticket is invalid, used or expired"),
+    }
+}
+
+/// `GET /ws/chat/:threadId?ticket=...[&lastSeq=N]`.
+pub async fn chat_socket(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let engine = state.engine.clone();
+    configure(upgrade, &state).on_upgrade(move |mut socket| async move {
+        let _tracked = engine.track_connection();
+        let principal = match redeem(&engine, &query) {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                let (code, message) = ticket_refusal_message(refusal);
+                return refuse(&mut socket, code, message, CloseCode::AuthenticationFailed).await;
+            }
+        };
+        let Ok(conversation_id) = thread_id.parse::<i64>().map(ConversationId) else {
+            return refuse(&mut socket, "NOT_FOUND", "Thread not found", CloseCode::SessionNotFound).await;
+        };
+        let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
+        let mut feed = match engine.open_feed(&principal, conversation_id, last_seq).await {
+            Ok(feed) => feed,
+            Err(EngineError::Domain(DomainError::NotFound)) => {
+                return refuse(&mut socket, "NOT_FOUND", "Thread not found", CloseCode::SessionNotFound).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not open a chat feed");
+                return refuse(&mut socket, "SERVER_ERROR", "please reconnect", CloseCode::TryAgainLater).await;
+            }
+        };
+        if let Some(last_seq) = last_seq {
+            if let Ok(deliveries) = feed.replay_after(last_seq).await {
+                for delivery in &deliveries {
+                    if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let mut shutdown = engine.shutdown_signal();
+        let heartbeat_timeout = engine.config().heartbeat_timeout;
+        let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
+                }
+                _ = sleep_until(heartbeat_deadline) => {
+                    return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
+                }
+                item = feed.next() => match item {
+                    Some(FeedItem::Deliveries(deliveries)) => {
+                        for delivery in &deliveries {
+                            if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Some(FeedItem::Evicted(_)) => {
+                        return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect and resume").await;
+                    }
+                    None => return close(&mut socket, CloseCode::GoingAway, "server shutting down").await,
+                },
+                incoming = socket.next() => {
+                    let text = match incoming {
+                        Some(Ok(WsMessage::Text(text))) => text,
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                            let _ = socket.send(WsMessage::Text(error_frame(ErrorCode::InvalidJson.as_str(), "binary frames are not accepted"))).await;
+                            continue;
+                        }
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
+                            heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                            continue;
+                        }
+                        _ => return,
+                    };
+                    heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                    let replies = match decode_managed_frame(text.as_str()) {
+                        Err(error) => vec![error_frame(error.code.as_str(), &error.message)],
+                        Ok(ManagedFrame::Heartbeat) => vec![frame("pong", json!({"ts": engine.clock().now_ms()}))],
+                        Ok(ManagedFrame::Resume { last_seq }) => match feed.replay_after(last_seq).await {
+                            Ok(deliveries) => deliveries.iter().map(render).collect(),
+                            Err(error) => vec![command_error(error)],
+                        },
+                        Ok(ManagedFrame::Command(command)) => {
+                            match engine.execute(&principal, command.into_command(conversation_id)).await {
+                                Ok(Outcome::Message { message, .. }) => vec![frame(
+                                    "ack",
+                                    json!({"clientMessageId": message.client_message_id, "id": message.id.0, "seq": message.seq}),
+                                )],
+                                Ok(Outcome::Done) => Vec::new(),
+                                Err(error) => vec![command_error(error)],
+                            }
+                        }
+                    };
+                    for reply in replies {
+                        if socket.send(WsMessage::Text(reply)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn command_error(error: EngineError) -> Utf8Bytes {
+    match error {
+        EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => frame(
+            "error",
+            json!({"code": "RATE_LIMITED", "message": "rate limit exceeded", "retryAfter": retry_after_ms}),
+        ),
+        EngineError::Domain(DomainError::EmptyMessage) => {
+            error_frame("EMPTY_MESSAGE", "Message text is empty")
+        }
+        EngineError::Domain(error @ DomainError::MessageTooLarge { .. }) => {
+            error_frame("MESSAGE_TOO_LARGE", &error.to_string())
+        }
+        EngineError::Domain(DomainError::Forbidden) => {
+            error_frame("FORBIDDEN", "not allowed for this credential")
+        }
+        EngineError::Domain(DomainError::NotFound) => error_frame("NOT_FOUND", "not found"),
+        EngineError::Domain(error) => error_frame("INVALID_JSON", &error.to_string()),
+        other => {
+            tracing::error!(error = %other, "managed socket command failed");
+            error_frame("SERVER_ERROR", "the server could not process this; retry")
+        }
+    }
+}
+
+/// `GET /ws/notifications?ticket=...`: an agent's notifications and the account's events.
+pub async fn notifications_socket(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let engine: Arc<Engine> = state.engine.clone();
+    configure(upgrade, &state).on_upgrade(move |mut socket| async move {
+        let _tracked = engine.track_connection();
+        let principal = match redeem(&engine, &query) {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                let (code, message) = ticket_refusal_message(refusal);
+                return refuse(&mut socket, code, message, CloseCode::AuthenticationFailed).await;
+            }
+        };
+        let mut subscription = match engine.open_account_feed(&principal) {
+            Ok(subscription) => subscription,
+            Err(_) => {
+                return refuse(
+                    &mut socket,
+                    "FORBIDDEN",
+                    "notifications are for agents and the API key",
+                    CloseCode::AuthenticationFailed,
+                )
+                .await;
+            }
+        };
+        let mut shutdown = engine.shutdown_signal();
+        let heartbeat_timeout = engine.config().heartbeat_timeout;
+        let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
+                }
+                _ = sleep_until(heartbeat_deadline) => {
+                    return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
+                }
+                item = next_deliveries(&mut subscription) => match item {
+                    Some(FeedItem::Deliveries(deliveries)) => {
+                        for delivery in &deliveries {
+                            if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Some(FeedItem::Evicted(_)) => {
+                        return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect").await;
+                    }
+                    None => return close(&mut socket, CloseCode::GoingAway, "server shutting down").await,
+                },
+                incoming = socket.next() => {
+                    let reply = match incoming {
+                        Some(Ok(WsMessage::Text(text))) => match decode_managed_frame(text.as_str()) {
+                            Ok(ManagedFrame::Heartbeat) => Some(frame("pong", json!({"ts": engine.clock().now_ms()}))),
+                            Ok(_) => Some(error_frame("UNKNOWN_TYPE", "this socket accepts only heartbeat")),
+                            Err(error) => Some(error_frame(error.code.as_str(), &error.message)),
+                        },
+                        Some(Ok(WsMessage::Binary(_))) => Some(error_frame("INVALID_JSON", "binary frames are not accepted")),
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
+                        _ => return,
+                    };
+                    heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                    if let Some(reply) = reply {
+                        if socket.send(WsMessage::Text(reply)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
