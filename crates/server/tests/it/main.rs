@@ -7,6 +7,7 @@ mod cli;
 mod connect_checks;
 mod frame_errors;
 mod lifecycle;
+mod managed_sockets;
 mod restart;
 mod resume;
 mod slow_consumer;
