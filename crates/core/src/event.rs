@@ -2,7 +2,7 @@
 //! events in its own spelling; the names here are the canonical ones.
 
 use crate::ids::*;
-use crate::records::{Conversation, ConversationScope, Message, Notification};
+use crate::records::{Availability, Conversation, ConversationScope, Message, Notification};
 use serde::{Deserialize, Serialize};
 
 /// Who did something that others see (typing, reading).
@@ -69,6 +69,15 @@ pub enum EventKind {
         failure: BotFailure,
     },
     NotificationCreated(Notification),
+    /// Presence changed for these agents and contacts of the account.
+    PresenceUpdate {
+        agents: Vec<(AgentId, Availability)>,
+        contacts: Vec<(ContactId, Availability)>,
+    },
+    /// The account went online (an agent is online) or offline (none is).
+    AccountStatusUpdated {
+        online: bool,
+    },
 }
 
 /// Where an event is published; connections subscribe to topics.
@@ -108,6 +117,8 @@ impl Event {
             EventKind::SessionEnded { .. } => "session.ended",
             EventKind::BotFailed { .. } => "agent.failed",
             EventKind::NotificationCreated(_) => "notification.created",
+            EventKind::PresenceUpdate { .. } => "presence.update",
+            EventKind::AccountStatusUpdated { .. } => "account.status_updated",
         }
     }
 
@@ -139,7 +150,9 @@ impl Event {
             | EventKind::BotFailed {
                 conversation_id, ..
             } => Some(*conversation_id),
-            EventKind::NotificationCreated(_) => None,
+            EventKind::NotificationCreated(_)
+            | EventKind::PresenceUpdate { .. }
+            | EventKind::AccountStatusUpdated { .. } => None,
         }
     }
 

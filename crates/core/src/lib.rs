@@ -14,6 +14,7 @@ pub mod ids;
 pub mod limits;
 pub mod message;
 pub mod policy;
+pub mod presence;
 pub mod principal;
 pub mod records;
 pub mod session;

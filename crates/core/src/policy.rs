@@ -92,13 +92,16 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
         EventKind::NotificationCreated(notification) => {
             matches!(viewer, Principal::Agent { agent_id, .. } if *agent_id == notification.agent_id)
         }
-        // Assignment and team routing are the agents' business.
-        EventKind::AssigneeChanged(_) | EventKind::TeamChanged(_) => !viewer.is_visitor(),
+        // Assignment, routing and who is online are the agents' business.
+        EventKind::AssigneeChanged(_)
+        | EventKind::TeamChanged(_)
+        | EventKind::PresenceUpdate { .. } => !viewer.is_visitor(),
         EventKind::ConversationCreated(_)
         | EventKind::ConversationStatusChanged(_)
         | EventKind::AgentJoined { .. }
         | EventKind::SessionEnded { .. }
-        | EventKind::BotFailed { .. } => true,
+        | EventKind::BotFailed { .. }
+        | EventKind::AccountStatusUpdated { .. } => true,
     }
 }
 

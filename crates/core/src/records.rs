@@ -176,6 +176,10 @@ pub struct Conversation {
     pub contact_last_read_seq: Seq,
     /// The highest seq an agent has marked read.
     pub agent_last_read_seq: Seq,
+    /// The visitor's messages after the agents' read position.
+    pub unread_by_agents: i64,
+    /// Public agent and bot messages after the visitor's read position.
+    pub unread_by_contact: i64,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }

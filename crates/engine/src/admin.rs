@@ -289,9 +289,12 @@ impl Engine {
         else {
             return Err(DomainError::Forbidden.into());
         };
-        Ok(self
+        let agent = self
             .store()
             .set_availability(*account_id, *agent_id, availability)
-            .await?)
+            .await?;
+        self.availability_changed(*account_id, *agent_id, availability)
+            .await;
+        Ok(agent)
     }
 }

@@ -78,6 +78,7 @@ pub struct Engine {
     pub(crate) memberships: Arc<Memberships>,
     scopes: ScopeCache,
     pub(crate) tickets: Tickets,
+    pub(crate) presence: crate::presence::SharedPresence,
 }
 
 /// Counts a live connection for as long as it is held.
@@ -134,6 +135,7 @@ impl Engine {
             memberships,
             scopes: ScopeCache::default(),
             tickets: Tickets::default(),
+            presence: Default::default(),
         }))
     }
 
@@ -659,6 +661,19 @@ impl Engine {
                     ReadSide::Contact => conversation.contact_last_read_seq,
                     ReadSide::Agent => conversation.agent_last_read_seq,
                 };
+                // The other party's messages up to there are now read.
+                let read = self
+                    .store
+                    .mark_messages_read(
+                        conversation_id,
+                        read_seq,
+                        side == ReadSide::Agent,
+                        self.clock.now_ms(),
+                    )
+                    .await?;
+                for message in read {
+                    self.publish_message_updated(message).await;
+                }
                 self.publish(Event::in_conversation(
                     &scope,
                     EventKind::ConversationRead {

@@ -21,6 +21,7 @@ pub mod error;
 pub mod feed;
 pub mod hub;
 mod limiter;
+pub mod presence;
 pub mod tickets;
 
 pub use admin::AgentCreated;

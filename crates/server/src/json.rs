@@ -95,6 +95,8 @@ pub fn conversation(conversation: &Conversation) -> Value {
         "lastSeq": conversation.last_seq,
         "contactLastReadSeq": conversation.contact_last_read_seq,
         "agentLastReadSeq": conversation.agent_last_read_seq,
+        "unreadByAgents": conversation.unread_by_agents,
+        "unreadByContact": conversation.unread_by_contact,
         "createdAt": iso8601(conversation.created_at),
         "updatedAt": iso8601(conversation.updated_at),
     })
@@ -200,6 +202,20 @@ pub fn event_frame(event: &Event) -> Value {
             },
         }),
         EventKind::NotificationCreated(n) => notification(n),
+        EventKind::PresenceUpdate { agents, contacts } => {
+            let users: serde_json::Map<String, Value> = agents
+                .iter()
+                .map(|(id, status)| (id.0.to_string(), json!(status.as_str())))
+                .collect();
+            let contacts: serde_json::Map<String, Value> = contacts
+                .iter()
+                .map(|(id, status)| (id.0.to_string(), json!(status.as_str())))
+                .collect();
+            json!({"accountId": event.account_id.0, "users": users, "contacts": contacts})
+        }
+        EventKind::AccountStatusUpdated { online } => {
+            json!({"accountId": event.account_id.0, "status": if *online { "online" } else { "offline" }})
+        }
     };
     json!({"type": event.name(), "payload": payload})
 }

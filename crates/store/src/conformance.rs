@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             inbox_memberships_and_teams,
             conversations_are_listed_filtered_and_updated,
             notifications_belong_to_one_agent,
+            receipts_move_forward_and_unread_counts_follow,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -806,4 +807,92 @@ pub async fn notifications_belong_to_one_agent(store: &Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(again.read_at, Some(NOW + 5));
+}
+
+pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let conversation_id = world.session.conversation_id;
+    let from_visitor = store
+        .append_message(visitor_text(&world, "question", None))
+        .await
+        .unwrap()
+        .message;
+    let reply = |text: &str, private: bool| NewMessage {
+        sender: Sender::Bot {
+            id: world.bot.id,
+            name: "demo".into(),
+        },
+        message_type: MessageType::Outgoing,
+        private,
+        ..visitor_text(&world, text, None)
+    };
+    let answer = store
+        .append_message(reply("answer", false))
+        .await
+        .unwrap()
+        .message;
+    store.append_message(reply("note", true)).await.unwrap();
+    let conversation = store.conversation(conversation_id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            conversation.unread_by_agents,
+            conversation.unread_by_contact
+        ),
+        (1, 1),
+        "private notes are nobody's unread"
+    );
+
+    let delivered = store
+        .mark_delivered(answer.id, NOW + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered.status, MessageStatus::Delivered);
+    assert!(store
+        .mark_delivered(answer.id, NOW + 2)
+        .await
+        .unwrap()
+        .is_none());
+    let read = store
+        .mark_messages_read(conversation_id, 3, false, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        read.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![answer.id]
+    );
+    assert_eq!(read[0].status, MessageStatus::Read);
+    assert!(
+        store
+            .mark_delivered(answer.id, NOW + 4)
+            .await
+            .unwrap()
+            .is_none(),
+        "read stays read"
+    );
+    assert!(store
+        .mark_messages_read(conversation_id, 3, false, NOW + 5)
+        .await
+        .unwrap()
+        .is_empty());
+    let read = store
+        .mark_messages_read(conversation_id, 1, true, NOW + 6)
+        .await
+        .unwrap();
+    assert_eq!(read[0].id, from_visitor.id);
+    store
+        .mark_read(conversation_id, ReadSide::Contact, 3)
+        .await
+        .unwrap();
+    let conversation = store
+        .mark_read(conversation_id, ReadSide::Agent, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            conversation.unread_by_agents,
+            conversation.unread_by_contact
+        ),
+        (0, 0)
+    );
 }

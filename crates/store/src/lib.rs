@@ -263,6 +263,22 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> StoreResult<Option<Notification>>;
 
+    /// Marks a message delivered if it is still only sent; returns it when it changed.
+    async fn mark_delivered(
+        &self,
+        message_id: MessageId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Message>>;
+    /// Marks read every public message of one side (`incoming`: the visitor's; otherwise
+    /// agents' and bots') up to `up_to_seq` that is not read yet; returns those it changed.
+    async fn mark_messages_read(
+        &self,
+        conversation_id: ConversationId,
+        up_to_seq: Seq,
+        incoming: bool,
+        now: UnixMillis,
+    ) -> StoreResult<Vec<Message>>;
+
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;
 }

@@ -418,6 +418,8 @@ fn conversation_from_row(row: &Row) -> rusqlite::Result<Conversation> {
         last_seq: row.get("last_seq")?,
         contact_last_read_seq: row.get("contact_last_read_seq")?,
         agent_last_read_seq: row.get("agent_last_read_seq")?,
+        unread_by_agents: row.get("unread_by_agents")?,
+        unread_by_contact: row.get("unread_by_contact")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -473,12 +475,23 @@ fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
     })
 }
 
+/// A conversation's columns with its unread counts for each side (the `(conversation_id, seq)`
+/// index makes them range counts).
+const CONVERSATION_COLUMNS: &str = "c.*, \
+    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
+        AND m.seq > c.agent_last_read_seq AND m.message_type = 0) AS unread_by_agents, \
+    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
+        AND m.seq > c.contact_last_read_seq AND m.message_type IN (1, 3) AND m.private = 0) \
+        AS unread_by_contact";
+
 fn conversation_by_id(
     connection: &Connection,
     conversation_id: ConversationId,
 ) -> rusqlite::Result<Option<Conversation>> {
     connection
-        .prepare_cached("SELECT * FROM conversations WHERE id = ?1")?
+        .prepare_cached(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?1"
+        ))?
         .query_row([conversation_id.0], conversation_from_row)
         .optional()
 }
@@ -709,7 +722,7 @@ impl Store for SqliteStore {
                 .execute(
                     "INSERT INTO agents (account_id, name, email, role, availability, \
                      access_token_hash, pubsub_token, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'offline', ?5, ?6, ?7)",
+                     VALUES (?1, ?2, ?3, ?4, 'online', ?5, ?6, ?7)",
                     params![
                         agent.account_id.0,
                         agent.name,
@@ -732,7 +745,9 @@ impl Store for SqliteStore {
                 name: agent.name,
                 email: agent.email,
                 role: agent.role,
-                availability: Availability::Offline,
+                // An agent is available unless it says otherwise; it is *present* only
+                // while connected.
+                availability: Availability::Online,
                 created_at: now,
             })
         })
@@ -1239,7 +1254,8 @@ impl Store for SqliteStore {
 
     async fn conversations(&self, filter: ConversationFilter) -> StoreResult<Vec<Conversation>> {
         self.read(move |connection| {
-            let mut sql = String::from("SELECT * FROM conversations WHERE account_id = ?1");
+            let mut sql =
+                format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE account_id = ?1");
             let mut values: Vec<rusqlite::types::Value> = vec![filter.account_id.0.into()];
             if let Some(status) = filter.status {
                 values.push(status.as_str().to_string().into());
@@ -1421,6 +1437,55 @@ impl Store for SqliteStore {
                         .optional()
                 })
                 .map_err(from_sqlite)
+        })
+        .await
+    }
+
+    async fn mark_delivered(
+        &self,
+        message_id: MessageId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Message>> {
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "UPDATE messages SET status = 'delivered', updated_at = ?2 \
+                     WHERE id = ?1 AND status = 'sent' RETURNING *",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![message_id.0, now], message_from_row)
+                        .optional()
+                })
+                .map_err(from_sqlite)
+        })
+        .await
+    }
+
+    async fn mark_messages_read(
+        &self,
+        conversation_id: ConversationId,
+        up_to_seq: Seq,
+        incoming: bool,
+        now: UnixMillis,
+    ) -> StoreResult<Vec<Message>> {
+        self.write(move |connection| {
+            let types = if incoming { "(0)" } else { "(1, 3)" };
+            let sql = format!(
+                "UPDATE messages SET status = 'read', updated_at = ?3 \
+                 WHERE conversation_id = ?1 AND seq <= ?2 AND private = 0 \
+                 AND status != 'read' AND message_type IN {types} RETURNING *"
+            );
+            let mut messages: Vec<Message> = connection
+                .prepare_cached(&sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![conversation_id.0, up_to_seq, now], message_from_row)?
+                        .collect()
+                })
+                .map_err(from_sqlite)?;
+            messages.sort_by_key(|message| message.seq);
+            Ok(messages)
         })
         .await
     }

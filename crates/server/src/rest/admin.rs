@@ -27,6 +27,28 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/teams", post(create_team).get(list_teams))
         .route("/api/v1/account/rotate_key", post(rotate_key))
+        .route("/api/v1/account", axum::routing::get(account))
+}
+
+/// The caller's account and whether it is online (an agent is online).
+async fn account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = principal(&state, &headers).await?;
+    if principal.is_visitor() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "not for visitors",
+        ));
+    }
+    let account_id = principal.account_id();
+    let online = state.engine.account_is_online(account_id);
+    Ok(Json(json!({
+        "id": account_id.0,
+        "status": if online { "online" } else { "offline" },
+    })))
 }
 
 #[derive(Deserialize)]
@@ -70,7 +92,16 @@ async fn list_agents(
 ) -> Result<Json<Value>, ApiError> {
     let principal = principal(&state, &headers).await?;
     let agents = state.engine.list_agents(&principal).await?;
-    Ok(Json(agents.iter().map(json::agent).collect()))
+    Ok(Json(
+        agents
+            .iter()
+            .map(|agent| {
+                let mut value = json::agent(agent);
+                value["presence"] = json!(state.engine.agent_presence(agent.id).as_str());
+                value
+            })
+            .collect(),
+    ))
 }
 
 async fn rotate_agent_token(

@@ -8,6 +8,7 @@ mod connect_checks;
 mod frame_errors;
 mod lifecycle;
 mod managed_sockets;
+mod presence;
 mod restart;
 mod resume;
 mod slow_consumer;

@@ -107,6 +107,7 @@ pub async fn chat_socket(
                 return refuse(&mut socket, "SERVER_ERROR", "please reconnect", CloseCode::TryAgainLater).await;
             }
         };
+        let _present = engine.connected(&principal).await;
         if let Some(last_seq) = last_seq {
             if let Ok(deliveries) = feed.replay_after(last_seq).await {
                 for delivery in &deliveries {
@@ -114,6 +115,7 @@ pub async fn chat_socket(
                         return;
                     }
                 }
+                engine.note_written(&principal, &deliveries);
             }
         }
         let mut shutdown = engine.shutdown_signal();
@@ -135,6 +137,7 @@ pub async fn chat_socket(
                                 return;
                             }
                         }
+                        engine.note_written(&principal, &deliveries);
                     }
                     Some(FeedItem::Evicted(_)) => {
                         return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect and resume").await;
@@ -160,7 +163,10 @@ pub async fn chat_socket(
                         Err(error) => vec![error_frame(error.code.as_str(), &error.message)],
                         Ok(ManagedFrame::Heartbeat) => vec![frame("pong", json!({"ts": engine.clock().now_ms()}))],
                         Ok(ManagedFrame::Resume { last_seq }) => match feed.replay_after(last_seq).await {
-                            Ok(deliveries) => deliveries.iter().map(render).collect(),
+                            Ok(deliveries) => {
+                                engine.note_written(&principal, &deliveries);
+                                deliveries.iter().map(render).collect()
+                            }
                             Err(error) => vec![command_error(error)],
                         },
                         Ok(ManagedFrame::Command(command)) => {
@@ -237,6 +243,7 @@ pub async fn notifications_socket(
                 .await;
             }
         };
+        let _present = engine.connected(&principal).await;
         let mut shutdown = engine.shutdown_signal();
         let heartbeat_timeout = engine.config().heartbeat_timeout;
         let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
@@ -256,6 +263,7 @@ pub async fn notifications_socket(
                                 return;
                             }
                         }
+                        engine.note_written(&principal, &deliveries);
                     }
                     Some(FeedItem::Evicted(_)) => {
                         return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect").await;

@@ -134,6 +134,7 @@ pub async fn serve_session_socket<S>(
 {
     let SessionJoin { principal, session } = join;
     let conversation_id = session.conversation_id;
+    let _present = engine.connected(&principal).await;
     let mut feed = match engine
         .open_feed(&principal, conversation_id, last_seq)
         .await
@@ -157,6 +158,7 @@ pub async fn serve_session_socket<S>(
                 if send_deliveries(&mut socket, &deliveries).await.is_err() {
                     return;
                 }
+                engine.note_written(&principal, &deliveries);
             }
             Err(error) => tracing::warn!(%error, "replay at connect failed"),
         }
@@ -191,6 +193,7 @@ pub async fn serve_session_socket<S>(
                     if send_deliveries(&mut socket, &deliveries).await.is_err() {
                         break Ending::Gone;
                     }
+                    engine.note_written(&principal, &deliveries);
                     if ended {
                         break Ending::Close(CloseCode::Normal, "session ended");
                     }
@@ -332,16 +335,19 @@ async fn handle_frame(
         ClientFrame::Heartbeat => return vec![pong_frame(engine.clock().now_ms())],
         ClientFrame::Resume { last_seq } => {
             return match feed.replay_after(last_seq).await {
-                Ok(deliveries) => deliveries
-                    .iter()
-                    .flat_map(|delivery| {
-                        delivery
-                            .rendered(NATIVE_SESSION_SLOT, render_for_visitor)
-                            .iter()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                    })
-                    .collect(),
+                Ok(deliveries) => {
+                    engine.note_written(principal, &deliveries);
+                    deliveries
+                        .iter()
+                        .flat_map(|delivery| {
+                            delivery
+                                .rendered(NATIVE_SESSION_SLOT, render_for_visitor)
+                                .iter()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                        })
+                        .collect()
+                }
                 Err(error) => vec![engine_error_frame(error)],
             };
         }
