@@ -2,7 +2,9 @@
 //! events in its own spelling; the names here are the canonical ones.
 
 use crate::ids::*;
-use crate::records::{Availability, Conversation, ConversationScope, Message, Notification};
+use crate::records::{
+    Availability, Contact, Conversation, ConversationScope, Message, Notification,
+};
 use serde::{Deserialize, Serialize};
 
 /// Who did something that others see (typing, reading).
@@ -69,6 +71,8 @@ pub enum EventKind {
         failure: BotFailure,
     },
     NotificationCreated(Notification),
+    ContactCreated(Contact),
+    ContactUpdated(Contact),
     /// Presence changed for these agents and contacts of the account.
     PresenceUpdate {
         agents: Vec<(AgentId, Availability)>,
@@ -117,6 +121,8 @@ impl Event {
             EventKind::SessionEnded { .. } => "session.ended",
             EventKind::BotFailed { .. } => "agent.failed",
             EventKind::NotificationCreated(_) => "notification.created",
+            EventKind::ContactCreated(_) => "contact.created",
+            EventKind::ContactUpdated(_) => "contact.updated",
             EventKind::PresenceUpdate { .. } => "presence.update",
             EventKind::AccountStatusUpdated { .. } => "account.status_updated",
         }
@@ -151,6 +157,8 @@ impl Event {
                 conversation_id, ..
             } => Some(*conversation_id),
             EventKind::NotificationCreated(_)
+            | EventKind::ContactCreated(_)
+            | EventKind::ContactUpdated(_)
             | EventKind::PresenceUpdate { .. }
             | EventKind::AccountStatusUpdated { .. } => None,
         }

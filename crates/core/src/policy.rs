@@ -95,7 +95,9 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
         // Assignment, routing and who is online are the agents' business.
         EventKind::AssigneeChanged(_)
         | EventKind::TeamChanged(_)
-        | EventKind::PresenceUpdate { .. } => !viewer.is_visitor(),
+        | EventKind::PresenceUpdate { .. }
+        | EventKind::ContactCreated(_)
+        | EventKind::ContactUpdated(_) => !viewer.is_visitor(),
         EventKind::ConversationCreated(_)
         | EventKind::ConversationStatusChanged(_)
         | EventKind::AgentJoined { .. }

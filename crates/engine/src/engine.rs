@@ -323,7 +323,7 @@ impl Engine {
                 account_id,
                 inbox_id: inbox.id,
                 bot_id: bot.id,
-                visitor,
+                visitor: visitor.clone(),
                 created_at: now,
                 expires_at: now + self.config.session_ttl.as_millis() as i64,
             })
@@ -332,6 +332,17 @@ impl Engine {
         if let Some(conversation) = self.store.conversation(session.conversation_id).await? {
             self.scopes.put(conversation.scope());
             let scope = conversation.scope();
+            let contact = Contact {
+                id: session.contact_id,
+                account_id,
+                details: visitor,
+                created_at: now,
+            };
+            self.publish(Event::in_conversation(
+                &scope,
+                EventKind::ContactCreated(contact),
+            ))
+            .await?;
             self.publish(Event::in_conversation(
                 &scope,
                 EventKind::ConversationCreated(conversation),

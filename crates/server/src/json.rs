@@ -128,6 +128,18 @@ pub fn inbox(inbox: &Inbox, member_ids: Option<&[AgentId]>) -> Value {
     value
 }
 
+pub fn contact(contact: &Contact) -> Value {
+    json!({
+        "id": contact.id.0,
+        "accountId": contact.account_id.0,
+        "name": contact.details.name,
+        "email": contact.details.email,
+        "phoneNumber": contact.details.phone_number,
+        "identifier": contact.details.identifier,
+        "createdAt": iso8601(contact.created_at),
+    })
+}
+
 pub fn team(team: &Team) -> Value {
     json!({"id": team.id.0, "accountId": team.account_id.0, "name": team.name})
 }
@@ -202,6 +214,7 @@ pub fn event_frame(event: &Event) -> Value {
             },
         }),
         EventKind::NotificationCreated(n) => notification(n),
+        EventKind::ContactCreated(c) | EventKind::ContactUpdated(c) => contact(c),
         EventKind::PresenceUpdate { agents, contacts } => {
             let users: serde_json::Map<String, Value> = agents
                 .iter()

@@ -220,8 +220,11 @@ async fn notifications_reach_their_agent_and_conversations_their_inbox_members()
         next_of(feed, "pong").await;
     }
     let session = server.create_session().await;
+    let contact = next_of(&mut member_feed, "contact.created").await;
+    assert_eq!(contact["name"], "Ada");
     let created = next_of(&mut member_feed, "conversation.created").await;
     assert_eq!(created["id"], session.conversation_id);
+    assert_eq!(created["contactId"], contact["id"]);
     server
         .post(
             &format!(
@@ -346,4 +349,25 @@ async fn interleaved_visitor_and_agent_sends_give_one_gapless_order_to_everyone(
         }
     }
     assert_eq!(visitor_saw, agent_order);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_ticket_or_with_another_accounts_nothing_opens() {
+    let server = TestServer::start().await;
+    let session = server.create_session().await;
+    let mut refused = server.connect("/ws/notifications").await;
+    refused.expect_refusal("AUTH_REQUIRED", 4001).await;
+    let mut refused = server.connect("/ws/notifications?ticket=tkt_nope").await;
+    refused.expect_refusal("INVALID_TICKET", 4001).await;
+    let other = server.engine().create_account("Other").await.unwrap();
+    let ticket = server.ticket(&other.api_key).await;
+    let mut ws = server
+        .connect(&format!(
+            "/ws/chat/{}?ticket={ticket}",
+            session.conversation_id
+        ))
+        .await;
+    ws.expect_refusal("NOT_FOUND", 4004).await;
+    let mut ws = server.connect("/ws/chat/not-a-number?ticket=x").await;
+    ws.expect_refusal("INVALID_TICKET", 4001).await;
 }

@@ -396,6 +396,8 @@ pub fn render_for_visitor(event: &Event) -> Vec<Utf8Bytes> {
         | EventKind::TeamChanged(_)
         | EventKind::AgentJoined { .. }
         | EventKind::NotificationCreated(_)
+        | EventKind::ContactCreated(_)
+        | EventKind::ContactUpdated(_)
         | EventKind::PresenceUpdate { .. }
         | EventKind::AccountStatusUpdated { .. }
         | EventKind::SessionEnded { .. } => Vec::new(),
