@@ -407,7 +407,8 @@ pub enum IframeCommand {
     },
     Wait {
         selector: String,
-        #[serde(default)]
+        // Rule files say `timeout_ms`; webhook replies use the wire's `timeoutMs`.
+        #[serde(default, alias = "timeoutMs")]
         timeout_ms: Option<u64>,
     },
     Select {

@@ -139,42 +139,13 @@ struct WebhookReply {
     text: String,
     #[serde(default)]
     speech: Option<String>,
+    /// The same `{action, ...}` objects as the native `agent_response`.
     #[serde(default)]
-    iframe_commands: Vec<WebhookIframeCommand>,
+    iframe_commands: Vec<IframeCommand>,
     #[serde(default)]
     suggestions: Vec<String>,
     #[serde(default)]
     lead_form: Option<WebhookLeadForm>,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase")]
-enum WebhookIframeCommand {
-    Navigate {
-        url: String,
-    },
-    Click {
-        selector: String,
-    },
-    Type {
-        selector: String,
-        text: String,
-    },
-    Highlight {
-        selector: String,
-    },
-    Scroll {
-        selector: String,
-    },
-    Wait {
-        selector: String,
-        #[serde(default, rename = "timeoutMs")]
-        timeout_ms: Option<u64>,
-    },
-    Select {
-        selector: String,
-        value: String,
-    },
 }
 
 #[derive(Deserialize)]
@@ -187,28 +158,6 @@ struct WebhookLeadForm {
 struct WebhookCta {
     text: String,
     url: String,
-}
-
-impl From<WebhookIframeCommand> for IframeCommand {
-    fn from(command: WebhookIframeCommand) -> IframeCommand {
-        match command {
-            WebhookIframeCommand::Navigate { url } => IframeCommand::Navigate { url },
-            WebhookIframeCommand::Click { selector } => IframeCommand::Click { selector },
-            WebhookIframeCommand::Type { selector, text } => IframeCommand::Type { selector, text },
-            WebhookIframeCommand::Highlight { selector } => IframeCommand::Highlight { selector },
-            WebhookIframeCommand::Scroll { selector } => IframeCommand::Scroll { selector },
-            WebhookIframeCommand::Wait {
-                selector,
-                timeout_ms,
-            } => IframeCommand::Wait {
-                selector,
-                timeout_ms,
-            },
-            WebhookIframeCommand::Select { selector, value } => {
-                IframeCommand::Select { selector, value }
-            }
-        }
-    }
 }
 
 /// `sha256=<hex>` of HMAC-SHA256 over `"{timestamp}.{body}"`, sent as
@@ -303,7 +252,7 @@ async fn call_webhook(
         return Ok(Some(BotReply {
             text: reply.text,
             speech: reply.speech,
-            iframe_commands: reply.iframe_commands.into_iter().map(Into::into).collect(),
+            iframe_commands: reply.iframe_commands,
             suggestions: reply.suggestions,
             lead_form: reply.lead_form.map(|form| LeadForm {
                 fields: form.fields,

@@ -255,6 +255,16 @@ impl Ws {
         frame["payload"].clone()
     }
 
+    /// Skips frames until one of type `kind`; returns its payload.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.frame().await;
+            if frame["type"] == kind {
+                return frame["payload"].clone();
+            }
+        }
+    }
+
     /// Reads until the close frame and returns its code (frames before it are skipped).
     pub async fn closed(&mut self) -> u16 {
         loop {

@@ -1,7 +1,7 @@
 //! Tickets and the managed sockets: `/ws/chat/:threadId` and `/ws/notifications`.
 
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use switchboard_core::limits::RateRules;
 
 impl TestServer {
@@ -16,16 +16,6 @@ impl TestServer {
         let ticket = self.ticket(key).await;
         self.connect(&format!("/ws/chat/{conversation_id}?ticket={ticket}"))
             .await
-    }
-}
-
-/// Reads frames until one of type `kind`, returning its payload.
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let frame = ws.frame().await;
-        if frame["type"] == kind {
-            return frame["payload"].clone();
-        }
     }
 }
 
@@ -45,12 +35,12 @@ async fn an_agent_follows_a_conversation_live_and_writes_into_it() {
     assert_eq!(typing["type"], "conversation.typing_on");
     assert_eq!(typing["payload"]["user"]["type"], "contact");
     visitor.say("hi", None).await;
-    let created = next_of(&mut chat, "message.created").await;
+    let created = chat.next_of("message.created").await;
     assert_eq!(
         (created["seq"].clone(), created["messageType"].clone()),
         (json!(1), json!("incoming"))
     );
-    let reply = next_of(&mut chat, "message.created").await;
+    let reply = chat.next_of("message.created").await;
     assert_eq!(reply["sender"]["type"], "bot");
     assert_eq!(
         reply["contentAttributes"]["suggestions"]
@@ -66,17 +56,17 @@ async fn an_agent_follows_a_conversation_live_and_writes_into_it() {
         json!({"content": "A human here", "clientMessageId": "h-1"}),
     )
     .await;
-    let ack = next_of(&mut chat, "ack").await;
+    let ack = chat.next_of("ack").await;
     assert_eq!(ack["seq"], 3);
     assert_eq!(
         visitor.expect("agent_response").await["text"],
         "A human here"
     );
     assert_eq!(
-        next_of(&mut chat, "assignee.changed").await["assigneeId"],
+        chat.next_of("assignee.changed").await["assigneeId"],
         server.demo["agent"]["id"]
     );
-    let joined = next_of(&mut chat, "agent.joined").await;
+    let joined = chat.next_of("agent.joined").await;
     assert_eq!(joined["agentName"], "Demo Admin");
 
     // Status changes and reads reach the socket.
@@ -88,11 +78,11 @@ async fn an_agent_follows_a_conversation_live_and_writes_into_it() {
         )
         .await;
     assert_eq!(
-        next_of(&mut chat, "conversation.status_changed").await["status"],
+        chat.next_of("conversation.status_changed").await["status"],
         "pending"
     );
     visitor.send("read", json!({"seq": 3})).await;
-    let read = next_of(&mut chat, "conversation.read").await;
+    let read = chat.next_of("conversation.read").await;
     assert_eq!(
         (read["seq"].clone(), read["reader"]["type"].clone()),
         (json!(3), json!("contact"))
@@ -103,16 +93,16 @@ async fn an_agent_follows_a_conversation_live_and_writes_into_it() {
     let mut seqs = Vec::new();
     while seqs.len() < 3 {
         seqs.push(
-            next_of(&mut chat, "message.created").await["seq"]
+            chat.next_of("message.created").await["seq"]
                 .as_i64()
                 .unwrap(),
         );
     }
     assert_eq!(seqs, vec![1, 2, 3]);
     chat.send("heartbeat", json!({})).await;
-    assert!(next_of(&mut chat, "pong").await["ts"].as_i64().is_some());
+    assert!(chat.next_of("pong").await["ts"].as_i64().is_some());
     chat.send_text("nonsense").await;
-    assert_eq!(next_of(&mut chat, "error").await["code"], "INVALID_JSON");
+    assert_eq!(chat.next_of("error").await["code"], "INVALID_JSON");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,12 +207,12 @@ async fn notifications_reach_their_agent_and_conversations_their_inbox_members()
     // Give both sockets time to subscribe before the events.
     for feed in [&mut member_feed, &mut outsider_feed] {
         feed.send("heartbeat", json!({})).await;
-        next_of(feed, "pong").await;
+        feed.next_of("pong").await;
     }
     let session = server.create_session().await;
-    let contact = next_of(&mut member_feed, "contact.created").await;
+    let contact = member_feed.next_of("contact.created").await;
     assert_eq!(contact["name"], "Ada");
-    let created = next_of(&mut member_feed, "conversation.created").await;
+    let created = member_feed.next_of("conversation.created").await;
     assert_eq!(created["id"], session.conversation_id);
     assert_eq!(created["contactId"], contact["id"]);
     server
@@ -235,7 +225,7 @@ async fn notifications_reach_their_agent_and_conversations_their_inbox_members()
             json!({"assigneeId": member_id}),
         )
         .await;
-    let notification = next_of(&mut member_feed, "notification.created").await;
+    let notification = member_feed.next_of("notification.created").await;
     assert_eq!(notification["notificationType"], "conversation_assignment");
     assert_eq!(notification["agentId"], member_id);
     // The outsider saw none of it (agents' presence is account-wide, the rest is not).
@@ -320,7 +310,7 @@ async fn interleaved_visitor_and_agent_sends_give_one_gapless_order_to_everyone(
     for watcher in [&mut watcher_a, &mut watcher_b] {
         let mut seen: Vec<(i64, String)> = Vec::new();
         while seen.len() < total {
-            let message = next_of(watcher, "message.created").await;
+            let message = watcher.next_of("message.created").await;
             seen.push((
                 message["seq"].as_i64().unwrap(),
                 message["content"].as_str().unwrap().to_string(),

@@ -2,17 +2,8 @@
 //! sent → delivered → read.
 
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
-
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let frame = ws.frame().await;
-        if frame["type"] == kind {
-            return frame["payload"].clone();
-        }
-    }
-}
 
 async fn notifications(server: &TestServer, token: &str) -> Ws {
     let ticket = server.ticket(token).await;
@@ -33,10 +24,10 @@ async fn presence_follows_connections_and_availability_and_is_pushed() {
     assert_eq!(account["status"], "offline", "no agent is connected yet");
 
     let mut watcher = notifications(&server, &admin).await;
-    let me = next_of(&mut watcher, "presence.update").await;
+    let me = watcher.next_of("presence.update").await;
     assert_eq!(me["users"][admin_id.to_string()], "online");
     assert_eq!(
-        next_of(&mut watcher, "account.status_updated").await["status"],
+        watcher.next_of("account.status_updated").await["status"],
         "online"
     );
     assert_eq!(
@@ -49,7 +40,7 @@ async fn presence_follows_connections_and_availability_and_is_pushed() {
     let token = agent["accessToken"].as_str().unwrap().to_string();
     let agent_socket = notifications(&server, &token).await;
     assert_eq!(
-        next_of(&mut watcher, "presence.update").await["users"][&agent_id],
+        watcher.next_of("presence.update").await["users"][&agent_id],
         "online"
     );
     let (_, agents) = server.get("/api/v1/agents", &server.api_key()).await;
@@ -72,7 +63,7 @@ async fn presence_follows_connections_and_availability_and_is_pushed() {
         )
         .await;
     assert_eq!(
-        next_of(&mut watcher, "presence.update").await["users"][&agent_id],
+        watcher.next_of("presence.update").await["users"][&agent_id],
         "busy"
     );
     server
@@ -84,23 +75,23 @@ async fn presence_follows_connections_and_availability_and_is_pushed() {
         )
         .await;
     assert_eq!(
-        next_of(&mut watcher, "presence.update").await["users"][&agent_id],
+        watcher.next_of("presence.update").await["users"][&agent_id],
         "online"
     );
     drop(agent_socket);
     assert_eq!(
-        next_of(&mut watcher, "presence.update").await["users"][&agent_id],
+        watcher.next_of("presence.update").await["users"][&agent_id],
         "offline"
     );
 
     // Visitors' presence reaches the agents of their inbox.
     let session = server.create_session().await;
     let visitor = server.connect_session(&session).await;
-    let update = next_of(&mut watcher, "presence.update").await;
+    let update = watcher.next_of("presence.update").await;
     let contacts = update["contacts"].as_object().unwrap();
     assert_eq!(contacts.values().next().unwrap(), "online");
     drop(visitor);
-    let update = next_of(&mut watcher, "presence.update").await;
+    let update = watcher.next_of("presence.update").await;
     assert_eq!(
         update["contacts"]
             .as_object()
@@ -192,7 +183,7 @@ async fn messages_move_from_sent_to_delivered_to_read() {
     // An agent's socket receives it: delivered.
     let mut chat = server.connect_chat(&admin, session.conversation_id).await;
     chat.send("resume", json!({"lastSeq": 0})).await;
-    let updated = next_of(&mut chat, "message.updated").await;
+    let updated = chat.next_of("message.updated").await;
     assert_eq!(
         (updated["seq"].clone(), updated["status"].clone()),
         (json!(1), json!("delivered"))
@@ -201,7 +192,7 @@ async fn messages_move_from_sent_to_delivered_to_read() {
     server
         .post(&format!("{base}/read"), &admin, json!({"seq": 1}))
         .await;
-    let updated = next_of(&mut chat, "message.updated").await;
+    let updated = chat.next_of("message.updated").await;
     assert_eq!(
         (updated["seq"].clone(), updated["status"].clone()),
         (json!(1), json!("read"))
@@ -218,7 +209,7 @@ async fn messages_move_from_sent_to_delivered_to_read() {
         )
         .await;
     assert_eq!(visitor.expect("agent_response").await["seq"], reply["seq"]);
-    let updated = next_of(&mut chat, "message.updated").await;
+    let updated = chat.next_of("message.updated").await;
     assert_eq!(
         (updated["id"].clone(), updated["status"].clone()),
         (reply["id"].clone(), json!("delivered"))
@@ -226,7 +217,7 @@ async fn messages_move_from_sent_to_delivered_to_read() {
     let (_, conversation) = server.get(&base, &admin).await;
     assert_eq!(conversation["unreadByContact"], 1);
     visitor.send("read", json!({"seq": reply["seq"]})).await;
-    let updated = next_of(&mut chat, "message.updated").await;
+    let updated = chat.next_of("message.updated").await;
     assert_eq!(
         (updated["id"].clone(), updated["status"].clone()),
         (reply["id"].clone(), json!("read"))

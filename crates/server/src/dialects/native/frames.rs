@@ -288,30 +288,6 @@ pub fn ack_frame(message: &Message) -> Utf8Bytes {
     )
 }
 
-fn iframe_command(command: &IframeCommand) -> Value {
-    match command {
-        IframeCommand::Navigate { url } => json!({"action": "navigate", "url": url}),
-        IframeCommand::Click { selector } => json!({"action": "click", "selector": selector}),
-        IframeCommand::Type { selector, text } => {
-            json!({"action": "type", "selector": selector, "text": text})
-        }
-        IframeCommand::Highlight { selector } => {
-            json!({"action": "highlight", "selector": selector})
-        }
-        IframeCommand::Scroll { selector } => json!({"action": "scroll", "selector": selector}),
-        IframeCommand::Wait {
-            selector,
-            timeout_ms,
-        } => match timeout_ms {
-            Some(ms) => json!({"action": "wait", "selector": selector, "timeoutMs": ms}),
-            None => json!({"action": "wait", "selector": selector}),
-        },
-        IframeCommand::Select { selector, value } => {
-            json!({"action": "select", "selector": selector, "value": value})
-        }
-    }
-}
-
 fn agent_id(actor_name: &Sender) -> String {
     match actor_name {
         Sender::Bot { name, .. } => name.clone(),
@@ -347,7 +323,7 @@ pub fn message_frames(message: &Message) -> Vec<Utf8Bytes> {
         json!({
             "text": message.content,
             "speech": attributes.speech.clone().unwrap_or_else(|| message.content.clone()),
-            "iframeCommands": attributes.iframe_commands.iter().map(iframe_command).collect::<Vec<_>>(),
+            "iframeCommands": attributes.iframe_commands.iter().map(crate::json::iframe_command).collect::<Vec<_>>(),
             "suggestions": attributes.suggestions,
             "agentId": agent_id(&message.sender),
             "seq": message.seq,
