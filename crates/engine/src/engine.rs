@@ -23,6 +23,10 @@ use tokio::sync::{watch, Notify};
 
 const SIGNING_SECRET_SETTING: &str = "session_signing_secret";
 
+/// How often delivery cursors are written: a crash re-sends at most this much of the newest
+/// history to clients that do not say their last seq (never loses any).
+const CURSOR_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A new account and its keys, shown once.
 #[derive(Clone, Debug)]
 pub struct AccountCreated {
@@ -79,6 +83,7 @@ pub struct Engine {
     scopes: ScopeCache,
     pub(crate) tickets: Tickets,
     pub(crate) presence: crate::presence::SharedPresence,
+    pub(crate) cursors: Mutex<crate::presence::Cursors>,
 }
 
 /// Counts a live connection for as long as it is held.
@@ -117,7 +122,7 @@ impl Engine {
                 EngineError::Store(switchboard_store::StoreError::Backend(Box::new(error)))
             })?;
         let (shutdown, _) = watch::channel(false);
-        Ok(Arc::new_cyclic(|me| Engine {
+        let engine = Arc::new_cyclic(|me| Engine {
             me: me.clone(),
             store,
             bus,
@@ -136,7 +141,21 @@ impl Engine {
             scopes: ScopeCache::default(),
             tickets: Tickets::default(),
             presence: Default::default(),
-        }))
+            cursors: Default::default(),
+        });
+        let flushing = Arc::downgrade(&engine);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CURSOR_FLUSH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(engine) = flushing.upgrade() else {
+                    return;
+                };
+                engine.flush_cursors().await;
+            }
+        });
+        Ok(engine)
     }
 
     pub(crate) fn arc(&self) -> Arc<Engine> {
@@ -532,14 +551,58 @@ impl Engine {
             .await?
             .ok_or(DomainError::NotFound)?
             .last_seq;
-        let start = last_seq.map_or(newest, |seq| seq.clamp(0, newest));
+        // Where this connection starts: the client's own word wins; otherwise the principal's
+        // delivery cursor (what it was last sent, on any connection); otherwise a visitor gets
+        // its whole conversation and staff start at the newest message.
+        let replay_from = match last_seq {
+            Some(seq) => Some(seq.clamp(0, newest)),
+            None => match self.cursor(principal, conversation_id).await? {
+                Some(seq) => Some(seq.clamp(0, newest)),
+                None if principal.is_visitor() => Some(0),
+                None => None,
+            },
+        };
         Ok(Feed::new(
             self.arc(),
             principal.clone(),
             conversation_id,
             subscription,
-            start,
+            replay_from.unwrap_or(newest),
+            replay_from.filter(|seq| *seq < newest),
         ))
+    }
+
+    /// The principal's delivery cursor in a conversation: in memory, else as last flushed.
+    async fn cursor(
+        &self,
+        principal: &Principal,
+        conversation_id: ConversationId,
+    ) -> Result<Option<Seq>, EngineError> {
+        let Some(owner) = crate::presence::cursor_owner(principal) else {
+            return Ok(None);
+        };
+        let in_memory = self
+            .cursors
+            .lock()
+            .expect("cursors poisoned")
+            .get(owner, conversation_id);
+        let stored = self.store.cursor(owner, conversation_id).await?;
+        Ok(in_memory.max(stored))
+    }
+
+    /// Writes the delivery cursors that moved since the last flush, in one batch.
+    pub async fn flush_cursors(&self) {
+        let dirty = self.cursors.lock().expect("cursors poisoned").take_dirty();
+        if dirty.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.save_cursors(dirty.clone()).await {
+            tracing::warn!(%error, "could not save delivery cursors; will retry");
+            let mut cursors = self.cursors.lock().expect("cursors poisoned");
+            for (owner, conversation_id, seq) in dirty {
+                cursors.retry(owner, conversation_id, seq);
+            }
+        }
     }
 
     pub(crate) async fn publish(&self, event: Event) -> Result<(), EngineError> {

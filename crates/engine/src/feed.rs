@@ -19,6 +19,8 @@ pub struct Feed {
     conversation_id: ConversationId,
     subscription: Subscription,
     cursor: SeqCursor,
+    /// Where a replay is owed from, decided when the feed opened.
+    pending_replay: Option<Seq>,
 }
 
 /// What the feed yields next.
@@ -36,6 +38,7 @@ impl Feed {
         conversation_id: ConversationId,
         subscription: Subscription,
         last_sent: Seq,
+        pending_replay: Option<Seq>,
     ) -> Feed {
         Feed {
             engine,
@@ -43,6 +46,16 @@ impl Feed {
             conversation_id,
             subscription,
             cursor: SeqCursor::new(last_sent),
+            pending_replay,
+        }
+    }
+
+    /// What the connection missed since its starting point (its `lastSeq`, or its principal's
+    /// delivery cursor), to send before anything live; empty when nothing is owed.
+    pub async fn catch_up(&mut self) -> Result<Vec<Delivery>, EngineError> {
+        match self.pending_replay.take() {
+            Some(after_seq) => self.replay_after(after_seq).await,
+            None => Ok(Vec::new()),
         }
     }
 

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use switchboard_core::presence::{account_online, agent_presence, contact_presence};
 use switchboard_core::*;
+use switchboard_store::CursorOwner;
 
 #[derive(Default)]
 pub struct PresenceState {
@@ -236,9 +237,18 @@ impl Engine {
         }
     }
 
-    /// Notes that `deliveries` were written to a live connection of `principal`: a message
-    /// reaching the other party for the first time becomes `delivered`.
+    /// Notes that `deliveries` were written to a live connection of `principal`: its delivery
+    /// cursor moves (in memory; flushed in batches), and a message reaching the other party for
+    /// the first time becomes `delivered`.
     pub fn note_written(&self, principal: &Principal, deliveries: &[Delivery]) {
+        if let Some(owner) = cursor_owner(principal) {
+            let mut cursors = self.cursors.lock().expect("cursors poisoned");
+            for delivery in deliveries {
+                if let EventKind::MessageCreated(message) = &delivery.event().kind {
+                    cursors.advance(owner, message.conversation_id, message.seq);
+                }
+            }
+        }
         let receiver_is_agent = matches!(principal, Principal::Agent { .. });
         let receiver_is_visitor = principal.is_visitor();
         if !receiver_is_agent && !receiver_is_visitor {
@@ -301,3 +311,52 @@ impl Engine {
 
 /// The engine's presence state, behind a std lock held only for map updates.
 pub type SharedPresence = Mutex<PresenceState>;
+
+/// Whose cursor a principal's deliveries move.
+pub(crate) fn cursor_owner(principal: &Principal) -> Option<CursorOwner> {
+    match principal {
+        Principal::Agent { agent_id, .. } => Some(CursorOwner::Agent(*agent_id)),
+        Principal::Contact { contact_id, .. } | Principal::SessionVisitor { contact_id, .. } => {
+            Some(CursorOwner::Contact(*contact_id))
+        }
+        Principal::Integration { .. } | Principal::Publishable { .. } => None,
+    }
+}
+
+/// Delivery cursors in memory: the newest seq written to each owner in each conversation, and
+/// which of them the store has not seen yet.
+#[derive(Default)]
+pub struct Cursors {
+    latest: HashMap<(CursorOwner, ConversationId), Seq>,
+    dirty: HashSet<(CursorOwner, ConversationId)>,
+}
+
+impl Cursors {
+    fn advance(&mut self, owner: CursorOwner, conversation_id: ConversationId, seq: Seq) {
+        let key = (owner, conversation_id);
+        let latest = self.latest.entry(key).or_insert(0);
+        if seq > *latest {
+            *latest = seq;
+            self.dirty.insert(key);
+        }
+    }
+
+    pub(crate) fn get(&self, owner: CursorOwner, conversation_id: ConversationId) -> Option<Seq> {
+        self.latest.get(&(owner, conversation_id)).copied()
+    }
+
+    /// Marks a cursor dirty again after a failed write.
+    pub(crate) fn retry(&mut self, owner: CursorOwner, conversation_id: ConversationId, seq: Seq) {
+        self.latest.entry((owner, conversation_id)).or_insert(seq);
+        self.dirty.insert((owner, conversation_id));
+    }
+
+    /// The cursors to write, leaving none dirty.
+    pub(crate) fn take_dirty(&mut self) -> Vec<(CursorOwner, ConversationId, Seq)> {
+        let dirty: Vec<_> = self.dirty.drain().collect();
+        dirty
+            .into_iter()
+            .filter_map(|key| self.latest.get(&key).map(|seq| (key.0, key.1, *seq)))
+            .collect()
+    }
+}

@@ -174,6 +174,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
                 "connections still open after the grace period"
             );
         }
+        engine.flush_cursors().await;
         tracing::info!("stopped");
     });
     tracing::info!(address = %local_addr, "listening");

@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             conversations_are_listed_filtered_and_updated,
             notifications_belong_to_one_agent,
             receipts_move_forward_and_unread_counts_follow,
+            delivery_cursors_only_move_forward,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -895,4 +896,32 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
         ),
         (0, 0)
     );
+}
+
+pub async fn delivery_cursors_only_move_forward(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let conversation_id = world.session.conversation_id;
+    let visitor = CursorOwner::Contact(world.session.contact_id);
+    let agent = CursorOwner::Agent(AgentId(world.account.id.0 * 1000 + 7));
+    assert_eq!(store.cursor(visitor, conversation_id).await.unwrap(), None);
+    store
+        .save_cursors(vec![
+            (visitor, conversation_id, 5),
+            (agent, conversation_id, 2),
+        ])
+        .await
+        .unwrap();
+    store
+        .save_cursors(vec![
+            (visitor, conversation_id, 3),
+            (agent, conversation_id, 9),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cursor(visitor, conversation_id).await.unwrap(),
+        Some(5)
+    );
+    assert_eq!(store.cursor(agent, conversation_id).await.unwrap(), Some(9));
+    store.save_cursors(Vec::new()).await.unwrap();
 }

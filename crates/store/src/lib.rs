@@ -104,6 +104,13 @@ pub enum ConversationChange {
     Status(ConversationStatus),
 }
 
+/// Whose delivery cursor: the principal a connection served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CursorOwner {
+    Contact(ContactId),
+    Agent(AgentId),
+}
+
 /// Durable storage of every record. Implementations must pass [`conformance`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -278,6 +285,18 @@ pub trait Store: Send + Sync + 'static {
         incoming: bool,
         now: UnixMillis,
     ) -> StoreResult<Vec<Message>>;
+
+    /// Raises delivery cursors (never lowers them): the highest seq delivered to an owner in a
+    /// conversation. Written in batches, not per delivered frame.
+    async fn save_cursors(
+        &self,
+        cursors: Vec<(CursorOwner, ConversationId, Seq)>,
+    ) -> StoreResult<()>;
+    async fn cursor(
+        &self,
+        owner: CursorOwner,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Seq>>;
 
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;

@@ -183,6 +183,15 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_agent ON notifications (agent_id, id);
 "#,
+    r#"
+CREATE TABLE delivery_cursors (
+    owner_kind TEXT NOT NULL,
+    owner_id INTEGER NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (owner_kind, owner_id, conversation_id)
+) WITHOUT ROWID;
+"#,
 ];
 
 fn open_connection(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
@@ -483,6 +492,13 @@ const CONVERSATION_COLUMNS: &str = "c.*, \
     (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
         AND m.seq > c.contact_last_read_seq AND m.message_type IN (1, 3) AND m.private = 0) \
         AS unread_by_contact";
+
+fn cursor_owner(owner: CursorOwner) -> (&'static str, i64) {
+    match owner {
+        CursorOwner::Contact(id) => ("contact", id.0),
+        CursorOwner::Agent(id) => ("agent", id.0),
+    }
+}
 
 fn conversation_by_id(
     connection: &Connection,
@@ -1486,6 +1502,50 @@ impl Store for SqliteStore {
                 .map_err(from_sqlite)?;
             messages.sort_by_key(|message| message.seq);
             Ok(messages)
+        })
+        .await
+    }
+
+    async fn save_cursors(
+        &self,
+        cursors: Vec<(CursorOwner, ConversationId, Seq)>,
+    ) -> StoreResult<()> {
+        if cursors.is_empty() {
+            return Ok(());
+        }
+        self.write(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "INSERT INTO delivery_cursors (owner_kind, owner_id, conversation_id, seq) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (owner_kind, owner_id, conversation_id) \
+                     DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                )
+                .map_err(from_sqlite)?;
+            for (owner, conversation_id, seq) in cursors {
+                let (kind, id) = cursor_owner(owner);
+                statement
+                    .execute(params![kind, id, conversation_id.0, seq])
+                    .map_err(from_sqlite)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn cursor(
+        &self,
+        owner: CursorOwner,
+        conversation_id: ConversationId,
+    ) -> StoreResult<Option<Seq>> {
+        let (kind, id) = cursor_owner(owner);
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT seq FROM delivery_cursors WHERE owner_kind = ?1 AND owner_id = ?2 \
+                     AND conversation_id = ?3",
+                )?
+                .query_row(params![kind, id, conversation_id.0], |row| row.get(0))
+                .optional()
         })
         .await
     }

@@ -5,6 +5,7 @@ mod common;
 mod agent_side;
 mod cli;
 mod connect_checks;
+mod cursors;
 mod frame_errors;
 mod lifecycle;
 mod managed_sockets;

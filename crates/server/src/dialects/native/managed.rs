@@ -108,15 +108,13 @@ pub async fn chat_socket(
             }
         };
         let _present = engine.connected(&principal).await;
-        if let Some(last_seq) = last_seq {
-            if let Ok(deliveries) = feed.replay_after(last_seq).await {
-                for delivery in &deliveries {
-                    if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
-                        return;
-                    }
+        if let Ok(deliveries) = feed.catch_up().await {
+            for delivery in &deliveries {
+                if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
+                    return;
                 }
-                engine.note_written(&principal, &deliveries);
             }
+            engine.note_written(&principal, &deliveries);
         }
         let mut shutdown = engine.shutdown_signal();
         let heartbeat_timeout = engine.config().heartbeat_timeout;

@@ -152,16 +152,15 @@ pub async fn serve_session_socket<S>(
             return;
         }
     };
-    if let Some(last_seq) = last_seq {
-        match feed.replay_after(last_seq).await {
-            Ok(deliveries) => {
-                if send_deliveries(&mut socket, &deliveries).await.is_err() {
-                    return;
-                }
-                engine.note_written(&principal, &deliveries);
+    // What this visitor missed: after its `lastSeq`, or else after what it was last sent.
+    match feed.catch_up().await {
+        Ok(deliveries) => {
+            if send_deliveries(&mut socket, &deliveries).await.is_err() {
+                return;
             }
-            Err(error) => tracing::warn!(%error, "replay at connect failed"),
+            engine.note_written(&principal, &deliveries);
         }
+        Err(error) => tracing::warn!(%error, "replay at connect failed"),
     }
     let stopping = stopping(engine.shutdown_signal());
     tokio::pin!(stopping);
