@@ -5,6 +5,7 @@ mod common;
 mod agent_side;
 mod cli;
 mod connect_checks;
+mod crash;
 mod cursors;
 mod frame_errors;
 mod lifecycle;
