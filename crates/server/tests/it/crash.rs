@@ -11,7 +11,7 @@ use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -19,14 +19,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn spawn_server(dir: &Path, port: u16) -> Child {
+pub async fn spawn_server(dir: &Path, port: u16) -> Child {
     let config = dir.join("switchboard.toml");
     std::fs::write(
         &config,
         "[rate_limits.visitor]\n[rate_limits.agent]\n[rate_limits.integration]\n",
     )
     .unwrap();
-    let child = Command::new(BINARY)
+    let mut child = Command::new(BINARY)
         .args([
             "serve",
             "--listen",
@@ -49,11 +49,13 @@ async fn spawn_server(dir: &Path, port: u16) -> Child {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not come up");
 }
 
 /// Every stored message of the conversation, paging by seq.
-async fn all_messages(base: &str, api_key: &str, conversation_id: i64) -> Vec<Value> {
+pub async fn all_messages(base: &str, api_key: &str, conversation_id: i64) -> Vec<Value> {
     let mut all: Vec<Value> = Vec::new();
     loop {
         let after = all.last().map_or(0, |m| m["seq"].as_i64().unwrap());

@@ -7,6 +7,7 @@ mod cli;
 mod connect_checks;
 mod crash;
 mod cursors;
+mod faults;
 mod frame_errors;
 mod lifecycle;
 mod managed_sockets;
