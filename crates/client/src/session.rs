@@ -98,6 +98,8 @@ struct Shared {
     outbox: VecDeque<(String, String)>,
     /// The newest reply seq received: resumes start after it.
     last_seq: i64,
+    /// Replies the server sent again (at or below `last_seq`) and the client dropped.
+    duplicates_dropped: u64,
 }
 
 /// A handle on a managed session socket; cheap to clone.
@@ -191,6 +193,14 @@ impl SessionClient {
     /// The newest reply seq received.
     pub fn last_seq(&self) -> i64 {
         self.shared.lock().expect("client state poisoned").last_seq
+    }
+
+    /// Replies the server sent more than once, which the client dropped (should stay 0).
+    pub fn duplicates_dropped(&self) -> u64 {
+        self.shared
+            .lock()
+            .expect("client state poisoned")
+            .duplicates_dropped
     }
 }
 
@@ -385,6 +395,7 @@ fn handle_frame(
             {
                 let mut state = shared.lock().expect("client state poisoned");
                 if seq <= state.last_seq {
+                    state.duplicates_dropped += 1;
                     return None;
                 }
                 state.last_seq = seq;

@@ -4,6 +4,8 @@
 //! SQLite group commit), then end to end over WebSocket (visitor_message → ack, with the
 //! message committed before the ack), against an in-process server on loopback.
 
+mod flaky;
+
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -41,9 +43,24 @@ enum Scenario {
         #[arg(long, default_value = "full")]
         durability: String,
     },
+    /// Visitors chat while their connections are force-closed every few seconds; checks
+    /// every conversation against the store for lost and duplicated messages.
+    Flaky {
+        #[arg(long, default_value_t = 1000)]
+        visitors: usize,
+        /// How long the visitors chat.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Each visitor sends a message this often.
+        #[arg(long, default_value_t = 2000)]
+        message_every_ms: u64,
+        /// Each visitor's connection is cut this often.
+        #[arg(long, default_value_t = 3000)]
+        drop_every_ms: u64,
+    },
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -51,7 +68,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index]
 }
 
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
@@ -198,6 +215,26 @@ async fn socket_phase(durability: Durability, sessions: usize, messages: usize) 
 async fn main() {
     let cli = Cli::parse();
     match cli.scenario {
+        Scenario::Flaky {
+            visitors,
+            seconds,
+            message_every_ms,
+            drop_every_ms,
+        } => {
+            let result = flaky::run(flaky::FlakyOptions {
+                visitors,
+                seconds,
+                message_every_ms,
+                drop_every_ms,
+            })
+            .await;
+            println!("| metric | value |");
+            println!("| --- | --- |");
+            for (key, value) in result.as_object().unwrap() {
+                println!("| {key} | {value} |");
+            }
+            println!("{result}");
+        }
         Scenario::Ack {
             sessions,
             messages,
