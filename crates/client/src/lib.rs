@@ -1,8 +1,9 @@
-//! A Rust client for Switchboard's native dialect (`spec/native.md`), visitor side: a demo
-//! session socket that reconnects by itself with exponential backoff and jitter, resumes after
-//! the last message it received on every reconnect, and keeps unsent messages in an outbox
-//! with their `clientMessageId` until the server acknowledges them — so nothing is lost and
-//! nothing is stored or shown twice across drops, restarts and crashes.
+//! A Rust client for Switchboard's native dialect (`spec/native.md`): the visitor's demo
+//! session socket ([`SessionClient`]) and the agent's ticketed conversation socket
+//! ([`ChatClient`]). Both reconnect by themselves with exponential backoff and jitter, resume
+//! after the last message they received on every reconnect, and keep unsent messages in an
+//! outbox with their `clientMessageId` until the server acknowledges them — so nothing is lost
+//! and nothing is stored or shown twice across drops, restarts and crashes.
 //!
 //! API boundary: this crate speaks the wire protocol only; it depends on no server crate.
 //!
@@ -22,7 +23,10 @@
 //! ```
 
 mod backoff;
+mod chat;
+mod connection;
 mod session;
 
 pub use backoff::Backoff;
+pub use chat::{ChatClient, ChatConfig, ChatEvent};
 pub use session::{AgentResponse, SessionClient, SessionConfig, SessionEvent};

@@ -133,6 +133,19 @@ impl Feed {
         }
     }
 
+    /// Whatever is already queued for this connection, ready to send, without waiting: what a
+    /// graceful shutdown flushes before it says goodbye.
+    pub async fn drain(&mut self) -> Vec<Delivery> {
+        let mut ready = Vec::new();
+        while let Ok(delivery) = self.subscription.deliveries.try_recv() {
+            match self.admit(delivery).await {
+                Ok(deliveries) => ready.extend(deliveries),
+                Err(error) => tracing::warn!(%error, "could not fill a gap while draining"),
+            }
+        }
+        ready
+    }
+
     async fn admit(&mut self, delivery: Delivery) -> Result<Vec<Delivery>, EngineError> {
         let seq = match &delivery.event().kind {
             EventKind::MessageCreated(message) => message.seq,
@@ -173,6 +186,15 @@ pub(crate) fn message_event(message: switchboard_core::Message) -> Arc<Event> {
         inbox_id: None,
         kind: EventKind::MessageCreated(message),
     })
+}
+
+/// Whatever is already queued on a subscription that needs no cursor, without waiting.
+pub fn drain_ready(subscription: &mut Subscription) -> Vec<Delivery> {
+    let mut ready = Vec::new();
+    while let Ok(delivery) = subscription.deliveries.try_recv() {
+        ready.push(delivery);
+    }
+    ready
 }
 
 /// Waits for the next deliveries of a subscription that needs no cursor (an account feed).

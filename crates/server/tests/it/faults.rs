@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_client::{Backoff, SessionClient, SessionConfig, SessionEvent};
+use switchboard_client::{
+    Backoff, ChatClient, ChatConfig, ChatEvent, SessionClient, SessionConfig, SessionEvent,
+};
 
 struct Visitor {
     client: SessionClient,
@@ -84,6 +86,29 @@ async fn drops_and_a_crash_lose_nothing_and_duplicate_nothing() {
         });
     }
 
+    // An agent's dashboard follows the first three conversations through the same faults.
+    let admin = demo["agent"]["accessToken"].as_str().unwrap().to_string();
+    let mut watchers = Vec::new();
+    for visitor in visitors.iter().take(3) {
+        let mut config = ChatConfig::new(&host, &admin, visitor.conversation_id);
+        config.backoff = Backoff {
+            base: Duration::from_millis(30),
+            max: Duration::from_millis(500),
+            max_attempts: 0,
+        };
+        let (chat, mut events) = ChatClient::connect(config);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen_in = seen.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let ChatEvent::Message { seq, .. } = event {
+                    seen_in.lock().unwrap().push(seq);
+                }
+            }
+        });
+        watchers.push((chat, visitor.conversation_id, seen));
+    }
+
     // Traffic: every visitor sends its messages at a steady pace.
     let mut senders = Vec::new();
     for (index, visitor) in visitors.iter().enumerate() {
@@ -100,13 +125,17 @@ async fn drops_and_a_crash_lose_nothing_and_duplicate_nothing() {
     }
     // Chaos: cut random connections while the traffic flows, and kill the server once.
     let clients: Vec<SessionClient> = visitors.iter().map(|v| v.client.clone()).collect();
+    let chats: Vec<ChatClient> = watchers.iter().map(|(chat, _, _)| chat.clone()).collect();
     let chaos = tokio::spawn(async move {
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..40 {
+        for round in 0..40 {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             clients[(state % clients.len() as u64) as usize].drop_connection();
+            if round % 4 == 0 {
+                chats[(state % chats.len() as u64) as usize].drop_connection();
+            }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     });
@@ -172,6 +201,19 @@ async fn drops_and_a_crash_lose_nothing_and_duplicate_nothing() {
             outgoing,
             "every reply exactly once, in order"
         );
+    }
+    // The dashboard saw every message of its conversations exactly once, in order.
+    for (chat, conversation_id, seen) in &watchers {
+        let mut stored = 0;
+        for _ in 0..200 {
+            stored = all_messages(&host, &api_key, *conversation_id).await.len() as i64;
+            if seen.lock().unwrap().len() as i64 == stored {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(*seen.lock().unwrap(), (1..=stored).collect::<Vec<_>>());
+        assert_eq!(chat.duplicates_dropped(), 0);
     }
     server.kill().unwrap();
     server.wait().unwrap();

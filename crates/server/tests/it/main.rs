@@ -4,6 +4,7 @@ mod common;
 
 mod agent_side;
 mod cli;
+mod client;
 mod connect_checks;
 mod crash;
 mod cursors;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::{ConversationId, DomainError, Principal, Seq};
-use switchboard_engine::feed::next_deliveries;
+use switchboard_engine::feed::{drain_ready, next_deliveries};
 use switchboard_engine::{Delivery, Engine, EngineError, FeedItem, Outcome, TicketRefusal};
 use tokio::time::{sleep_until, Instant};
 
@@ -123,6 +123,14 @@ pub async fn chat_socket(
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
+                    // Drain what is already queued, then tell the client to reconnect.
+                    let queued = feed.drain().await;
+                    for delivery in &queued {
+                        if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
+                            return;
+                        }
+                    }
+                    engine.note_written(&principal, &queued);
                     return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
                 _ = sleep_until(heartbeat_deadline) => {
@@ -249,6 +257,13 @@ pub async fn notifications_socket(
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
+                    let queued = drain_ready(&mut subscription);
+                    for delivery in &queued {
+                        if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
+                            return;
+                        }
+                    }
+                    engine.note_written(&principal, &queued);
                     return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
                 _ = sleep_until(heartbeat_deadline) => {

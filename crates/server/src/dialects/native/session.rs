@@ -173,6 +173,11 @@ pub async fn serve_session_socket<S>(
         tokio::select! {
             biased;
             _ = &mut stopping => {
+                // Drain what is already queued, then tell the client to reconnect.
+                let queued = feed.drain().await;
+                if send_deliveries(&mut socket, &queued).await.is_ok() {
+                    engine.note_written(&principal, &queued);
+                }
                 break Ending::Close(CloseCode::GoingAway, "server shutting down");
             }
             _ = sleep_until(session_deadline) => {
