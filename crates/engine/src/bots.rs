@@ -18,6 +18,24 @@ pub(crate) fn answer_in_background(engine: Arc<Engine>, bot_id: BotId, message: 
     tokio::spawn(async move { answer(&engine, bot_id, message).await });
 }
 
+/// Answers a contact's `message` with the bot of the conversation's inbox, if it has one.
+pub(crate) fn answer_for_inbox_in_background(
+    engine: Arc<Engine>,
+    scope: ConversationScope,
+    message: Message,
+) {
+    tokio::spawn(async move {
+        match engine.store().inbox(scope.account_id, scope.inbox_id).await {
+            Ok(Some(Inbox {
+                bot_id: Some(bot_id),
+                ..
+            })) => answer(&engine, bot_id, message).await,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not find the inbox's bot"),
+        }
+    });
+}
+
 async fn answer(engine: &Engine, bot_id: BotId, message: Message) {
     let account_id = message.account_id;
     let conversation_id = message.conversation_id;

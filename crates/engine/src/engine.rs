@@ -40,6 +40,8 @@ pub struct AccountCreated {
 pub struct SessionStarted {
     pub session: Session,
     pub token: String,
+    /// The visitor's (contact's) long-lived pubsub token: for tickets and the contact's REST.
+    pub contact_pubsub_token: String,
 }
 
 /// A socket admitted to a demo session.
@@ -276,8 +278,8 @@ impl Engine {
         })
     }
 
-    /// The principal any bearer credential stands for: an account key (API or publishable)
-    /// or an agent's access token.
+    /// The principal any bearer credential stands for: an account key (API or publishable),
+    /// an agent's access token, or a contact's pubsub token.
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, EngineError> {
         let bearer = bearer
             .filter(|key| !key.is_empty())
@@ -293,15 +295,21 @@ impl Engine {
                 },
             });
         }
-        let agent = self
+        if let Some(agent) = self.store.agent_by_access_token_hash(&hash).await? {
+            return Ok(Principal::Agent {
+                account_id: agent.account_id,
+                agent_id: agent.id,
+                role: agent.role,
+            });
+        }
+        let contact = self
             .store
-            .agent_by_access_token_hash(&hash)
+            .contact_by_token_hash(&hash)
             .await?
             .ok_or(EngineError::Unauthenticated)?;
-        Ok(Principal::Agent {
-            account_id: agent.account_id,
-            agent_id: agent.id,
-            role: agent.role,
+        Ok(Principal::Contact {
+            account_id: contact.account_id,
+            contact_id: contact.id,
         })
     }
 
@@ -335,9 +343,11 @@ impl Engine {
             .or(inboxes.first())
             .ok_or(DomainError::NotFound)?;
         let now = self.clock.now_ms();
+        let contact_pubsub_token = generate_secret("sb_contact_");
         let session = self
             .store
             .start_session(NewSession {
+                contact_token_hash: hash_secret(&contact_pubsub_token),
                 id: SessionId(generate_secret("sess_")),
                 account_id,
                 inbox_id: inbox.id,
@@ -385,7 +395,11 @@ impl Engine {
                     .await?;
             }
         }
-        Ok(SessionStarted { session, token })
+        Ok(SessionStarted {
+            session,
+            token,
+            contact_pubsub_token,
+        })
     }
 
     /// Ends a demo session; its sockets close normally.
@@ -666,6 +680,13 @@ impl Engine {
                             bots::answer_in_background(
                                 self.arc(),
                                 *bot_id,
+                                appended.message.clone(),
+                            );
+                        }
+                        Principal::Contact { .. } => {
+                            bots::answer_for_inbox_in_background(
+                                self.arc(),
+                                scope,
                                 appended.message.clone(),
                             );
                         }

@@ -60,6 +60,7 @@ pub struct World {
     pub inbox: Inbox,
     pub bot: Bot,
     pub session: Session,
+    pub contact_token_hash: String,
 }
 
 static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -82,6 +83,7 @@ pub async fn world(store: &Arc<dyn Store>) -> World {
         .create_inbox(account.id, "Website", &unique("inbox"), Some(bot.id))
         .await
         .unwrap();
+    let contact_token_hash = unique("contact");
     let session = store
         .start_session(NewSession {
             id: SessionId(unique("sess")),
@@ -92,6 +94,7 @@ pub async fn world(store: &Arc<dyn Store>) -> World {
                 name: Some("Ada".into()),
                 ..ContactDetails::default()
             },
+            contact_token_hash: contact_token_hash.clone(),
             created_at: NOW,
             expires_at: NOW + 60_000,
         })
@@ -102,6 +105,7 @@ pub async fn world(store: &Arc<dyn Store>) -> World {
         inbox,
         bot,
         session,
+        contact_token_hash,
     }
 }
 
@@ -267,6 +271,18 @@ pub async fn sessions_start_and_end(store: &Arc<dyn Store>) {
     let world = world(store).await;
     let session = store.session(&world.session.id).await.unwrap().unwrap();
     assert_eq!(session, world.session);
+    assert!(store
+        .contact_by_token_hash("nobody")
+        .await
+        .unwrap()
+        .is_none());
+    let contact = store
+        .contact_by_token_hash(&world.contact_token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.id, session.contact_id);
+    assert_eq!(contact.details.name.as_deref(), Some("Ada"));
     assert!(session.ended_at.is_none());
     let conversation = store
         .conversation(session.conversation_id)
@@ -644,6 +660,7 @@ pub async fn conversations_are_listed_filtered_and_updated(store: &Arc<dyn Store
             inbox_id: world.inbox.id,
             bot_id: world.bot.id,
             visitor: ContactDetails::default(),
+            contact_token_hash: unique("contact"),
             created_at: NOW,
             expires_at: NOW + 1,
         })

@@ -57,6 +57,8 @@ pub struct NewSession {
     pub inbox_id: InboxId,
     pub bot_id: BotId,
     pub visitor: ContactDetails,
+    /// The hash of the contact's pubsub token (its long-lived credential).
+    pub contact_token_hash: String,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
 }
@@ -297,6 +299,9 @@ pub trait Store: Send + Sync + 'static {
         owner: CursorOwner,
         conversation_id: ConversationId,
     ) -> StoreResult<Option<Seq>>;
+
+    /// The contact whose pubsub token hashes to `token_hash`.
+    async fn contact_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Contact>>;
 
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;

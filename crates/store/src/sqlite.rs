@@ -184,6 +184,11 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_agent ON notifications (agent_id, id);
 "#,
     r#"
+ALTER TABLE contacts ADD COLUMN pubsub_token_hash TEXT;
+CREATE UNIQUE INDEX contacts_pubsub_token ON contacts (pubsub_token_hash)
+    WHERE pubsub_token_hash IS NOT NULL;
+"#,
+    r#"
 CREATE TABLE delivery_cursors (
     owner_kind TEXT NOT NULL,
     owner_id INTEGER NOT NULL,
@@ -894,14 +899,15 @@ impl Store for SqliteStore {
             connection
                 .execute(
                     "INSERT INTO contacts (account_id, name, email, phone_number, identifier, \
-                     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     created_at, pubsub_token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         session.account_id.0,
                         visitor.name,
                         visitor.email,
                         visitor.phone_number,
                         visitor.identifier,
-                        session.created_at
+                        session.created_at,
+                        session.contact_token_hash
                     ],
                 )
                 .map_err(from_sqlite)?;
@@ -1545,6 +1551,29 @@ impl Store for SqliteStore {
                      AND conversation_id = ?3",
                 )?
                 .query_row(params![kind, id, conversation_id.0], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn contact_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Contact>> {
+        let token_hash = token_hash.to_string();
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM contacts WHERE pubsub_token_hash = ?1")?
+                .query_row([token_hash], |row| {
+                    Ok(Contact {
+                        id: ContactId(row.get("id")?),
+                        account_id: AccountId(row.get("account_id")?),
+                        details: ContactDetails {
+                            name: row.get("name")?,
+                            email: row.get("email")?,
+                            phone_number: row.get("phone_number")?,
+                            identifier: row.get("identifier")?,
+                        },
+                        created_at: row.get("created_at")?,
+                    })
+                })
                 .optional()
         })
         .await

@@ -264,6 +264,7 @@ async fn start_session(
             "token": started.token,
             "expiresAt": iso8601(session.expires_at),
             "conversationId": session.conversation_id.0,
+            "pubsubToken": started.contact_pubsub_token,
         })),
     )
         .into_response())

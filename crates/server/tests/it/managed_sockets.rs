@@ -361,3 +361,98 @@ async fn without_a_ticket_or_with_another_accounts_nothing_opens() {
     let mut ws = server.connect("/ws/chat/not-a-number?ticket=x").await;
     ws.expect_refusal("INVALID_TICKET", 4001).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_ticket_opens_only_its_own_conversation() {
+    let server = TestServer::start().await;
+    let admin = server.demo["agent"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, created) = server
+        .post(
+            "/api/v1/session",
+            &server.publishable_key(),
+            json!({"agentId": "demo"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let contact_token = created["pubsubToken"].as_str().unwrap().to_string();
+    let own = created["conversationId"].as_i64().unwrap();
+    let other = server.create_session().await;
+
+    // Over REST: its own conversation, without private notes; nothing else.
+    let base = format!("/api/v1/conversations/{own}");
+    server
+        .post(
+            &format!("{base}/messages"),
+            &admin,
+            json!({"content": "internal", "private": true}),
+        )
+        .await;
+    let (status, messages) = server
+        .get(&format!("{base}/messages"), &contact_token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(messages, json!([]), "the private note is not shown");
+    assert_eq!(
+        server
+            .get(
+                &format!("/api/v1/conversations/{}", other.conversation_id),
+                &contact_token
+            )
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        server.get("/api/v1/conversations", &contact_token).await.0,
+        403
+    );
+    assert_eq!(server.get("/api/v1/agents", &contact_token).await.0, 403);
+
+    // Over a ticketed socket: its own conversation streams; the inbox's bot answers it.
+    let mut chat = server.connect_chat(&contact_token, own).await;
+    chat.send(
+        "message",
+        json!({"content": "hello", "clientMessageId": "k-1"}),
+    )
+    .await;
+    assert_eq!(chat.next_of("ack").await["clientMessageId"], "k-1");
+    let mine = chat.next_of("message.created").await;
+    assert_eq!(
+        (mine["seq"].clone(), mine["private"].clone()),
+        (json!(2), json!(false))
+    );
+    let reply = chat.next_of("message.created").await;
+    assert_eq!(reply["sender"]["type"], "bot");
+    // A private note never reaches it live either.
+    server
+        .post(
+            &format!("{base}/messages"),
+            &admin,
+            json!({"content": "secret", "private": true}),
+        )
+        .await;
+    chat.send("heartbeat", json!({})).await;
+    loop {
+        let frame = chat.frame().await;
+        assert_ne!(frame["payload"]["content"], "secret", "{frame}");
+        if frame["type"] == "pong" {
+            break;
+        }
+    }
+    let ticket = server.ticket(&contact_token).await;
+    let mut elsewhere = server
+        .connect(&format!(
+            "/ws/chat/{}?ticket={ticket}",
+            other.conversation_id
+        ))
+        .await;
+    elsewhere.expect_refusal("NOT_FOUND", 4004).await;
+    let ticket = server.ticket(&contact_token).await;
+    let mut notifications = server
+        .connect(&format!("/ws/notifications?ticket={ticket}"))
+        .await;
+    notifications.expect_refusal("FORBIDDEN", 4001).await;
+}
