@@ -5,6 +5,7 @@
 //! message committed before the ack), against an in-process server on loopback.
 
 mod flaky;
+mod idle;
 
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
@@ -42,6 +43,12 @@ enum Scenario {
         /// `full` (fsync every commit) or `normal`.
         #[arg(long, default_value = "full")]
         durability: String,
+    },
+    /// N idle, authenticated, subscribed sockets on a separate server process: server memory
+    /// per connection.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
     },
     /// Visitors chat while their connections are force-closed every few seconds; checks
     /// every conversation against the store for lost and duplicated messages.
@@ -215,6 +222,19 @@ async fn socket_phase(durability: Durability, sessions: usize, messages: usize) 
 async fn main() {
     let cli = Cli::parse();
     match cli.scenario {
+        Scenario::Idle { connections } => {
+            let result = idle::run(connections).await;
+            println!("| connections | server RSS before | after | KiB per connection |");
+            println!("| --- | --- | --- | --- |");
+            println!(
+                "| {} | {} KiB | {} KiB | {:.1} |",
+                result["connections"],
+                result["serverRssBeforeKiB"],
+                result["serverRssAfterKiB"],
+                result["kibPerConnection"].as_f64().unwrap()
+            );
+            println!("{result}");
+        }
         Scenario::Flaky {
             visitors,
             seconds,

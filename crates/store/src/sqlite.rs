@@ -189,6 +189,16 @@ CREATE UNIQUE INDEX contacts_pubsub_token ON contacts (pubsub_token_hash)
     WHERE pubsub_token_hash IS NOT NULL;
 "#,
     r#"
+ALTER TABLE conversations ADD COLUMN unread_by_agents INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN unread_by_contact INTEGER NOT NULL DEFAULT 0;
+UPDATE conversations SET
+    unread_by_agents = (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = conversations.id
+        AND m.seq > conversations.agent_last_read_seq AND m.message_type = 0),
+    unread_by_contact = (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = conversations.id
+        AND m.seq > conversations.contact_last_read_seq AND m.message_type IN (1, 3)
+        AND m.private = 0);
+"#,
+    r#"
 CREATE TABLE delivery_cursors (
     owner_kind TEXT NOT NULL,
     owner_id INTEGER NOT NULL,
@@ -489,14 +499,13 @@ fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
     })
 }
 
-/// A conversation's columns with its unread counts for each side (the `(conversation_id, seq)`
-/// index makes them range counts).
-const CONVERSATION_COLUMNS: &str = "c.*, \
-    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
-        AND m.seq > c.agent_last_read_seq AND m.message_type = 0) AS unread_by_agents, \
-    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
-        AND m.seq > c.contact_last_read_seq AND m.message_type IN (1, 3) AND m.private = 0) \
-        AS unread_by_contact";
+/// What counts as unread for each side: the visitor's messages for agents; public agent and
+/// bot messages for the visitor. Kept as counters on the conversation (raised on append,
+/// recounted on read) so reading a conversation costs no scan.
+const UNREAD_BY_AGENTS: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 \
+    AND seq > ?2 AND message_type = 0";
+const UNREAD_BY_CONTACT: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 \
+    AND seq > ?2 AND message_type IN (1, 3) AND private = 0";
 
 fn cursor_owner(owner: CursorOwner) -> (&'static str, i64) {
     match owner {
@@ -510,9 +519,7 @@ fn conversation_by_id(
     conversation_id: ConversationId,
 ) -> rusqlite::Result<Option<Conversation>> {
     connection
-        .prepare_cached(&format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?1"
-        ))?
+        .prepare_cached("SELECT * FROM conversations WHERE id = ?1")?
         .query_row([conversation_id.0], conversation_from_row)
         .optional()
 }
@@ -556,16 +563,26 @@ fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended>
     }
     let seq: Option<i64> = connection
         .prepare_cached(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?3 \
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?3, \
+             unread_by_agents = unread_by_agents + ?4, \
+             unread_by_contact = unread_by_contact + ?5 \
              WHERE id = ?1 AND account_id = ?2 RETURNING last_seq",
         )
         .and_then(|mut statement| {
+            let unread_for_agents = message.message_type == MessageType::Incoming;
+            let unread_for_contact = !message.private
+                && matches!(
+                    message.message_type,
+                    MessageType::Outgoing | MessageType::Template
+                );
             statement
                 .query_row(
                     params![
                         message.conversation_id.0,
                         message.account_id.0,
-                        message.created_at
+                        message.created_at,
+                        i64::from(unread_for_agents),
+                        i64::from(unread_for_contact)
                     ],
                     |row| row.get(0),
                 )
@@ -1032,6 +1049,32 @@ impl Store for SqliteStore {
             connection
                 .execute(sql, params![conversation_id.0, seq])
                 .map_err(from_sqlite)?;
+            let read = conversation_by_id(connection, conversation_id)
+                .map_err(from_sqlite)?
+                .ok_or(StoreError::NotFound {
+                    what: "conversation",
+                })?;
+            let (count_sql, read_seq, update_sql) = match side {
+                ReadSide::Contact => (
+                    UNREAD_BY_CONTACT,
+                    read.contact_last_read_seq,
+                    "UPDATE conversations SET unread_by_contact = ?2 WHERE id = ?1",
+                ),
+                ReadSide::Agent => (
+                    UNREAD_BY_AGENTS,
+                    read.agent_last_read_seq,
+                    "UPDATE conversations SET unread_by_agents = ?2 WHERE id = ?1",
+                ),
+            };
+            let unread: i64 = connection
+                .prepare_cached(count_sql)
+                .and_then(|mut statement| {
+                    statement.query_row(params![conversation_id.0, read_seq], |row| row.get(0))
+                })
+                .map_err(from_sqlite)?;
+            connection
+                .execute(update_sql, params![conversation_id.0, unread])
+                .map_err(from_sqlite)?;
             conversation_by_id(connection, conversation_id)
                 .map_err(from_sqlite)?
                 .ok_or(StoreError::NotFound {
@@ -1276,8 +1319,7 @@ impl Store for SqliteStore {
 
     async fn conversations(&self, filter: ConversationFilter) -> StoreResult<Vec<Conversation>> {
         self.read(move |connection| {
-            let mut sql =
-                format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE account_id = ?1");
+            let mut sql = String::from("SELECT * FROM conversations WHERE account_id = ?1");
             let mut values: Vec<rusqlite::types::Value> = vec![filter.account_id.0.into()];
             if let Some(status) = filter.status {
                 values.push(status.as_str().to_string().into());

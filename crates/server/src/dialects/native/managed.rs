@@ -59,7 +59,7 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str, close_code: C
 fn configure(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     let max_frame = state.settings.max_frame_bytes;
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)

@@ -70,7 +70,7 @@ pub async fn session_socket(
 ) -> Response {
     let max_frame = state.settings.max_frame_bytes;
     let upgrade = upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         // Frames up to four times our limit are read whole so the visitor gets a clear
         // MESSAGE_TOO_LARGE; beyond that the library refuses them while reading.
@@ -134,7 +134,7 @@ pub async fn serve_session_socket<S>(
 {
     let SessionJoin { principal, session } = join;
     let conversation_id = session.conversation_id;
-    let _present = engine.connected(&principal).await;
+    let _present = Box::pin(engine.connected(&principal)).await;
     let mut feed = match engine
         .open_feed(&principal, conversation_id, last_seq)
         .await
@@ -153,7 +153,7 @@ pub async fn serve_session_socket<S>(
         }
     };
     // What this visitor missed: after its `lastSeq`, or else after what it was last sent.
-    match feed.catch_up().await {
+    match Box::pin(feed.catch_up()).await {
         Ok(deliveries) => {
             if send_deliveries(&mut socket, &deliveries).await.is_err() {
                 return;
@@ -174,7 +174,7 @@ pub async fn serve_session_socket<S>(
             biased;
             _ = &mut stopping => {
                 // Drain what is already queued, then tell the client to reconnect.
-                let queued = feed.drain().await;
+                let queued = Box::pin(feed.drain()).await;
                 if send_deliveries(&mut socket, &queued).await.is_ok() {
                     engine.note_written(&principal, &queued);
                 }
@@ -239,7 +239,9 @@ pub async fn serve_session_socket<S>(
                         .await;
                     break Ending::Close(CloseCode::TooLarge, "frame too large");
                 }
-                let replies = handle_frame(&engine, &principal, conversation_id, &mut feed, text.as_str()).await;
+                // Boxed: a frame's handling is deep (engine, store) and brief, so it is allocated
+                // while it runs instead of widening every idle connection's state.
+                let replies = Box::pin(handle_frame(&engine, &principal, conversation_id, &mut feed, text.as_str())).await;
                 if send_all(&mut socket, replies).await.is_err() {
                     break Ending::Gone;
                 }

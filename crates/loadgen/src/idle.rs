@@ -1,0 +1,126 @@
+//! `idle`: N authenticated, subscribed demo-session sockets held open against a separate server
+//! process; prints the server's resident memory growth per connection, read from `/proc`.
+//! Client sockets are spread over several loopback source addresses (127.0.0.2, ...), each of
+//! which offers about 28,000 ports.
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::TcpSocket;
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `switchboard` binary built beside this one.
+fn server_binary() -> PathBuf {
+    let me = std::env::current_exe().expect("the load generator knows where it is");
+    me.with_file_name("switchboard")
+}
+
+pub async fn run(connections: usize) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let binary = server_binary();
+    assert!(
+        binary.exists(),
+        "build the server first: cargo build --release --bin switchboard"
+    );
+    let mut server = Command::new(&binary)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("http://{base}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap())
+            .unwrap();
+    let key = demo["publishableKey"].as_str().unwrap().to_string();
+
+    // Sessions first (HTTP), so the memory measured is the sockets'.
+    let mut sessions = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let session: Value = http
+            .post(format!("http://{base}/api/v1/session"))
+            .bearer_auth(&key)
+            .json(&json!({"agentId": "demo"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sessions.push(session);
+    }
+    drop(http);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(server.id());
+    let started = Instant::now();
+    let mut sockets = Vec::with_capacity(connections);
+    for (index, session) in sessions.iter().enumerate() {
+        let source = format!("127.0.0.{}:0", 2 + index / 20_000);
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(source.parse().unwrap()).unwrap();
+        let stream = socket
+            .connect(format!("127.0.0.1:{port}").parse().unwrap())
+            .await
+            .unwrap();
+        let url = format!(
+            "ws://{base}/ws/session/{}?token={}",
+            session["sessionId"].as_str().unwrap(),
+            session["token"].as_str().unwrap()
+        );
+        let (ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+        sockets.push(ws);
+        if (index + 1) % 2_000 == 0 {
+            eprintln!("  … {} connections open", index + 1);
+        }
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    // Let the server settle (sessions joined, feeds open, presence published).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(server.id());
+    let per_connection = (after.saturating_sub(before)) as f64 / connections as f64;
+    drop(sockets);
+    let _ = server.kill();
+    let _ = server.wait();
+    json!({
+        "scenario": "idle",
+        "connections": connections,
+        "serverRssBeforeKiB": before,
+        "serverRssAfterKiB": after,
+        "kibPerConnection": per_connection,
+        "connectSeconds": connect_seconds,
+    })
+}
