@@ -4,6 +4,8 @@
 //! SQLite group commit), then end to end over WebSocket (visitor_message → ack, with the
 //! message committed before the ack), against an in-process server on loopback.
 
+mod baseline;
+mod fanout;
 mod flaky;
 mod idle;
 
@@ -43,6 +45,22 @@ enum Scenario {
         /// `full` (fsync every commit) or `normal`.
         #[arg(long, default_value = "full")]
         durability: String,
+    },
+    /// One conversation watched by K connections, messages published at a set rate; against
+    /// Switchboard and the bare baseline in the same run.
+    Fanout {
+        #[arg(long, default_value_t = 100)]
+        receivers: usize,
+        /// Messages published per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// The bare tokio broadcast server used as a baseline (run by `fanout`).
+    BaselineServer {
+        #[arg(long)]
+        listen: String,
     },
     /// N idle, authenticated, subscribed sockets on a separate server process: server memory
     /// per connection.
@@ -222,6 +240,41 @@ async fn socket_phase(durability: Durability, sessions: usize, messages: usize) 
 async fn main() {
     let cli = Cli::parse();
     match cli.scenario {
+        Scenario::BaselineServer { listen } => baseline::serve(&listen).await,
+        Scenario::Fanout {
+            receivers,
+            rate,
+            seconds,
+        } => {
+            let result = fanout::run(fanout::FanoutOptions {
+                receivers,
+                rate,
+                seconds,
+            })
+            .await;
+            println!("| server | receivers | offered deliveries/s | achieved | p50 ms | p99 ms | max ms |");
+            println!("| --- | --- | --- | --- | --- | --- | --- |");
+            for (name, key) in [
+                ("switchboard", "switchboard"),
+                ("bare baseline", "bareBaseline"),
+            ] {
+                let row = &result[key];
+                println!(
+                    "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                    row["receivers"],
+                    row["offeredPerSecond"],
+                    row["deliveredPerSecond"].as_f64().unwrap(),
+                    row["p50Ms"].as_f64().unwrap(),
+                    row["p99Ms"].as_f64().unwrap(),
+                    row["maxMs"].as_f64().unwrap()
+                );
+            }
+            println!(
+                "throughput ratio (switchboard / bare): {:.2}",
+                result["throughputRatio"].as_f64().unwrap()
+            );
+            println!("{result}");
+        }
         Scenario::Idle { connections } => {
             let result = idle::run(connections).await;
             println!("| connections | server RSS before | after | KiB per connection |");
