@@ -5,6 +5,7 @@
 //! message committed before the ack), against an in-process server on loopback.
 
 mod baseline;
+mod chat;
 mod fanout;
 mod flaky;
 mod idle;
@@ -56,6 +57,17 @@ enum Scenario {
         rate: u64,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+    },
+    /// Many conversations, each a visitor and an agent exchanging messages; end-to-end latency
+    /// including the durable commit.
+    Chat {
+        #[arg(long, default_value_t = 1000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Each side of each conversation sends a message this often.
+        #[arg(long, default_value_t = 1000)]
+        period_ms: u64,
     },
     /// The bare tokio broadcast server used as a baseline (run by `fanout`).
     BaselineServer {
@@ -241,6 +253,30 @@ async fn main() {
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::BaselineServer { listen } => baseline::serve(&listen).await,
+        Scenario::Chat {
+            conversations,
+            seconds,
+            period_ms,
+        } => {
+            let result = chat::run(chat::ChatOptions {
+                conversations,
+                seconds,
+                period_ms,
+            })
+            .await;
+            println!("| conversations | messages | messages/s | p50 ms | p99 ms | max ms |");
+            println!("| --- | --- | --- | --- | --- | --- |");
+            println!(
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                result["conversations"],
+                result["messages"],
+                result["messagesPerSecond"].as_f64().unwrap(),
+                result["p50Ms"].as_f64().unwrap(),
+                result["p99Ms"].as_f64().unwrap(),
+                result["maxMs"].as_f64().unwrap()
+            );
+            println!("{result}");
+        }
         Scenario::Fanout {
             receivers,
             rate,
