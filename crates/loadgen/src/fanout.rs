@@ -234,6 +234,87 @@ async fn baseline(options: &FanoutOptions) -> Value {
     .await
 }
 
+/// The Socket.IO baseline's directory (`bench/node-socketio`), found from the workspace.
+fn node_baseline_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/node-socketio")
+}
+
+/// Connects a minimal Socket.IO v4 client (Engine.IO 4, WebSocket transport, default
+/// namespace): open packet, namespace connect, and its acknowledgement.
+async fn socketio_connect(port: u16) -> Result<Socket, String> {
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut connected = false;
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let text = text.as_str();
+        if text.starts_with('0') {
+            socket
+                .send(Message::Text("40".into()))
+                .await
+                .map_err(|error| error.to_string())?;
+        } else if text.starts_with("40") {
+            connected = true;
+            break;
+        }
+    }
+    if connected {
+        Ok(socket)
+    } else {
+        Err("the Socket.IO handshake did not complete".into())
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn node_socketio(options: &FanoutOptions) -> Result<Value, String> {
+    let dir = node_baseline_dir();
+    if !dir.join("node_modules/socket.io").exists() {
+        let installed = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .map_err(|error| format!("npm: {error}"))?;
+        if !installed.success() {
+            return Err("npm install failed".into());
+        }
+    }
+    let port = free_port();
+    let _server = Server(
+        Command::new("node")
+            .arg("server.js")
+            .arg(port.to_string())
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("node: {error}"))?,
+    );
+    wait_for_port(port).await;
+    let mut receivers = Vec::new();
+    for _ in 0..options.receivers {
+        receivers.push(socketio_connect(port).await?);
+    }
+    let publisher = socketio_connect(port).await?;
+    Ok(measure(
+        options,
+        receivers,
+        publisher,
+        |_, now_ns| format!("42[\"message\",\"t{now_ns}\"]"),
+        |text| {
+            let start = text.find("\"t")? + 2;
+            let end = start + text[start..].find('"')?;
+            text[start..end].parse().ok()
+        },
+    )
+    .await)
+}
+
 pub async fn run(options: FanoutOptions) -> Value {
     eprintln!(
         "fanout on switchboard: {} receivers, {} messages/s, {} s …",
@@ -242,7 +323,18 @@ pub async fn run(options: FanoutOptions) -> Value {
     let ours = switchboard(&options).await;
     eprintln!("fanout on the bare baseline …");
     let bare = baseline(&options).await;
-    let ratio = ours["deliveredPerSecond"].as_f64().unwrap()
-        / bare["deliveredPerSecond"].as_f64().unwrap().max(1.0);
-    json!({"scenario": "fanout", "switchboard": ours, "bareBaseline": bare, "throughputRatio": ratio})
+    eprintln!("fanout on the Node.js Socket.IO baseline …");
+    let node = match node_socketio(&options).await {
+        Ok(result) => result,
+        Err(error) => json!({"error": error}),
+    };
+    let throughput = |value: &Value| value["deliveredPerSecond"].as_f64().unwrap_or(0.0);
+    json!({
+        "scenario": "fanout",
+        "switchboard": ours,
+        "bareBaseline": bare,
+        "nodeSocketIo": node,
+        "ratioToBare": throughput(&ours) / throughput(&bare).max(1.0),
+        "ratioToNode": throughput(&ours) / throughput(&node).max(1.0),
+    })
 }

@@ -293,8 +293,13 @@ async fn main() {
             for (name, key) in [
                 ("switchboard", "switchboard"),
                 ("bare baseline", "bareBaseline"),
+                ("node socket.io", "nodeSocketIo"),
             ] {
                 let row = &result[key];
+                if let Some(error) = row["error"].as_str() {
+                    println!("| {name} | not measured: {error} | | | | | |");
+                    continue;
+                }
                 println!(
                     "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
                     row["receivers"],
@@ -306,8 +311,9 @@ async fn main() {
                 );
             }
             println!(
-                "throughput ratio (switchboard / bare): {:.2}",
-                result["throughputRatio"].as_f64().unwrap()
+                "throughput ratios: switchboard / bare {:.2}, switchboard / node {:.2}",
+                result["ratioToBare"].as_f64().unwrap_or(0.0),
+                result["ratioToNode"].as_f64().unwrap_or(0.0)
             );
             println!("{result}");
         }
