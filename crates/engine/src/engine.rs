@@ -631,76 +631,16 @@ impl Engine {
         principal: &Principal,
         command: Command,
     ) -> Result<Outcome, EngineError> {
-        self.limiter.check(principal, command.bucket())?;
+        if !matches!(command, Command::SendMessage { .. }) {
+            self.limiter.check(principal, command.bucket())?;
+        }
         let conversation_id = command.conversation_id();
         match command {
-            Command::SendMessage {
-                content,
-                client_message_id,
-                private,
-                ..
-            } => {
-                message::validate_text(&content, self.config.max_message_bytes)?;
-                if let Some(id) = &client_message_id {
-                    message::validate_client_message_id(id)?;
-                }
-                if private && principal.is_visitor() {
-                    return Err(DomainError::Forbidden.into());
-                }
-                let scope = self.authorise(principal, conversation_id).await?;
-                let sender = principal.sender().ok_or(DomainError::Forbidden)?;
-                let message_type = if principal.is_visitor() {
-                    MessageType::Incoming
-                } else {
-                    MessageType::Outgoing
-                };
-                let appended = self
-                    .store
-                    .append_message(NewMessage {
-                        account_id: principal.account_id(),
-                        conversation_id,
-                        sender,
-                        message_type,
-                        content_type: ContentType::Text,
-                        content,
-                        attributes: MessageAttributes::default(),
-                        private,
-                        client_message_id,
-                        created_at: self.clock.now_ms(),
-                    })
-                    .await?;
-                if appended.created {
-                    self.publish(Event::in_conversation(
-                        &scope,
-                        EventKind::MessageCreated(appended.message.clone()),
-                    ))
-                    .await?;
-                    match principal {
-                        Principal::SessionVisitor { bot_id, .. } => {
-                            bots::answer_in_background(
-                                self.arc(),
-                                *bot_id,
-                                appended.message.clone(),
-                            );
-                        }
-                        Principal::Contact { .. } => {
-                            bots::answer_for_inbox_in_background(
-                                self.arc(),
-                                scope,
-                                appended.message.clone(),
-                            );
-                        }
-                        Principal::Agent { agent_id, .. } if !private => {
-                            self.agent_replied(&scope, *agent_id).await?;
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(Outcome::Message {
-                    message: Box::new(appended.message),
-                    created: appended.created,
-                })
-            }
+            Command::SendMessage { .. } => self
+                .send_messages(principal, vec![command])
+                .await
+                .pop()
+                .expect("one result per command"),
             Command::SetTyping {
                 is_typing, private, ..
             } => {
@@ -886,6 +826,185 @@ impl Engine {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    /// Executes several commands of one principal in order. Consecutive messages are stored in
+    /// one commit (a busy connection pipelines instead of waiting a commit per message); the
+    /// results come back one per command, in order.
+    pub async fn execute_many(
+        &self,
+        principal: &Principal,
+        commands: Vec<Command>,
+    ) -> Vec<Result<Outcome, EngineError>> {
+        let mut results = Vec::with_capacity(commands.len());
+        let mut messages = Vec::new();
+        for command in commands {
+            if matches!(command, Command::SendMessage { .. }) {
+                messages.push(command);
+                continue;
+            }
+            if !messages.is_empty() {
+                results.extend(
+                    self.send_messages(principal, std::mem::take(&mut messages))
+                        .await,
+                );
+            }
+            results.push(self.execute(principal, command).await);
+        }
+        if !messages.is_empty() {
+            results.extend(self.send_messages(principal, messages).await);
+        }
+        results
+    }
+
+    /// Stores messages of `principal` in order in one commit, then publishes each new one and
+    /// what follows it (a bot's answer, an agent's takeover). One result per command.
+    async fn send_messages(
+        &self,
+        principal: &Principal,
+        commands: Vec<Command>,
+    ) -> Vec<Result<Outcome, EngineError>> {
+        let mut results: Vec<Option<Result<Outcome, EngineError>>> =
+            Vec::with_capacity(commands.len());
+        let mut accepted: Vec<(usize, ConversationScope, bool)> = Vec::new();
+        let mut batch = Vec::new();
+        for (index, command) in commands.into_iter().enumerate() {
+            let Command::SendMessage {
+                conversation_id,
+                content,
+                client_message_id,
+                private,
+            } = command
+            else {
+                results.push(Some(Err(DomainError::Forbidden.into())));
+                continue;
+            };
+            let prepared = self
+                .prepare_message(
+                    principal,
+                    conversation_id,
+                    content,
+                    client_message_id,
+                    private,
+                )
+                .await;
+            match prepared {
+                Ok((scope, message)) => {
+                    results.push(None);
+                    accepted.push((index, scope, private));
+                    batch.push(message);
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
+        }
+        if !batch.is_empty() {
+            match self.store.append_messages(batch).await {
+                Ok(appended) => {
+                    for ((index, scope, private), appended) in accepted.into_iter().zip(appended) {
+                        let outcome = match appended {
+                            Ok(appended) => {
+                                self.after_append(principal, &scope, private, appended)
+                                    .await
+                            }
+                            Err(error) => Err(error.into()),
+                        };
+                        results[index] = Some(outcome);
+                    }
+                }
+                Err(error) => {
+                    // The commit itself failed: none of the batch is stored.
+                    tracing::error!(%error, "a batch of messages could not be stored");
+                    let reason = error.to_string();
+                    for (index, _, _) in accepted {
+                        let error = switchboard_store::StoreError::Backend(reason.clone().into());
+                        results[index] = Some(Err(EngineError::Store(error)));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| result.expect("every command has a result"))
+            .collect()
+    }
+
+    /// Rate limit, validation and authorisation of one message; the message to store.
+    async fn prepare_message(
+        &self,
+        principal: &Principal,
+        conversation_id: ConversationId,
+        content: String,
+        client_message_id: Option<String>,
+        private: bool,
+    ) -> Result<(ConversationScope, NewMessage), EngineError> {
+        self.limiter
+            .check(principal, Some(limits::Bucket::Messages))?;
+        message::validate_text(&content, self.config.max_message_bytes)?;
+        if let Some(id) = &client_message_id {
+            message::validate_client_message_id(id)?;
+        }
+        if private && principal.is_visitor() {
+            return Err(DomainError::Forbidden.into());
+        }
+        let scope = self.authorise(principal, conversation_id).await?;
+        let sender = principal.sender().ok_or(DomainError::Forbidden)?;
+        let message_type = if principal.is_visitor() {
+            MessageType::Incoming
+        } else {
+            MessageType::Outgoing
+        };
+        Ok((
+            scope,
+            NewMessage {
+                account_id: principal.account_id(),
+                conversation_id,
+                sender,
+                message_type,
+                content_type: ContentType::Text,
+                content,
+                attributes: MessageAttributes::default(),
+                private,
+                client_message_id,
+                created_at: self.clock.now_ms(),
+            },
+        ))
+    }
+
+    /// Publishes a newly stored message and sets off what follows it.
+    async fn after_append(
+        &self,
+        principal: &Principal,
+        scope: &ConversationScope,
+        private: bool,
+        appended: switchboard_store::Appended,
+    ) -> Result<Outcome, EngineError> {
+        if appended.created {
+            self.publish(Event::in_conversation(
+                scope,
+                EventKind::MessageCreated(appended.message.clone()),
+            ))
+            .await?;
+            match principal {
+                Principal::SessionVisitor { bot_id, .. } => {
+                    bots::answer_in_background(self.arc(), *bot_id, appended.message.clone());
+                }
+                Principal::Contact { .. } => {
+                    bots::answer_for_inbox_in_background(
+                        self.arc(),
+                        *scope,
+                        appended.message.clone(),
+                    );
+                }
+                Principal::Agent { agent_id, .. } if !private => {
+                    self.agent_replied(scope, *agent_id).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(Outcome::Message {
+            message: Box::new(appended.message),
+            created: appended.created,
+        })
     }
 
     /// Authorises an agent or the integration (not a visitor) on a conversation.

@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             notifications_belong_to_one_agent,
             receipts_move_forward_and_unread_counts_follow,
             delivery_cursors_only_move_forward,
+            batched_appends_keep_order_and_fail_alone,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -941,4 +942,34 @@ pub async fn delivery_cursors_only_move_forward(store: &Arc<dyn Store>) {
     );
     assert_eq!(store.cursor(agent, conversation_id).await.unwrap(), Some(9));
     store.save_cursors(Vec::new()).await.unwrap();
+}
+
+pub async fn batched_appends_keep_order_and_fail_alone(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let mut lost = visitor_text(&world, "nowhere", None);
+    lost.conversation_id = ConversationId(i64::MAX - 1);
+    let results = store
+        .append_messages(vec![
+            visitor_text(&world, "one", Some("b-1")),
+            lost,
+            visitor_text(&world, "two", None),
+            visitor_text(&world, "one again", Some("b-1")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    let first = results[0].as_ref().unwrap();
+    assert!(first.created);
+    assert_eq!(first.message.seq, 1);
+    assert!(matches!(results[1], Err(StoreError::NotFound { .. })));
+    assert_eq!(results[2].as_ref().unwrap().message.seq, 2);
+    let repeat = results[3].as_ref().unwrap();
+    assert!(!repeat.created);
+    assert_eq!(repeat.message.id, first.message.id);
+    let stored = store
+        .messages_after(world.session.conversation_id, 0, 10)
+        .await
+        .unwrap();
+    let contents: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, vec!["one", "two"]);
 }

@@ -178,6 +178,12 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a message: allocates the next seq, or returns the original for a repeated
     /// `client_message_id`. Returns after the commit.
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended>;
+    /// Appends several messages in order in one commit; each succeeds or fails alone. Lets one
+    /// busy connection pipeline its writes instead of waiting a commit per message.
+    async fn append_messages(
+        &self,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<StoreResult<Appended>>>;
     /// Messages with seq greater than `after_seq`, in seq order, at most `limit`.
     async fn messages_after(
         &self,

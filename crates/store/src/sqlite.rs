@@ -1008,6 +1008,33 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn append_messages(
+        &self,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<StoreResult<Appended>>> {
+        self.write(move |connection| {
+            Ok(messages
+                .into_iter()
+                .map(|message| {
+                    // Each in its own savepoint, nested in the job's: one failure rolls back
+                    // only itself (and its seq).
+                    connection
+                        .execute_batch("SAVEPOINT message")
+                        .map_err(from_sqlite)?;
+                    let result = append(connection, message);
+                    let end = if result.is_ok() {
+                        "RELEASE message"
+                    } else {
+                        "ROLLBACK TO message; RELEASE message"
+                    };
+                    connection.execute_batch(end).map_err(from_sqlite)?;
+                    result
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn messages_after(
         &self,
         conversation_id: ConversationId,

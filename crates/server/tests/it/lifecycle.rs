@@ -238,3 +238,65 @@ async fn health_and_readiness() {
     let ready = reqwest::get(server.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_frames_is_answered_in_order() {
+    let server = TestServer::start_with(|settings| {
+        settings.engine.rate_rules = switchboard_core::limits::RateRules::UNLIMITED;
+    })
+    .await;
+    let (status, _) = server
+        .post(
+            "/api/v1/bots",
+            &server.api_key(),
+            json!({"name": "quiet", "kind": "scripted"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let session = server.create_session_for("quiet").await;
+    let mut ws = server.connect_session(&session).await;
+    // Sent back to back, so they arrive together and messages share commits.
+    let mut expected = Vec::new();
+    for n in 0..40 {
+        match n {
+            10 => {
+                ws.send("heartbeat", json!({})).await;
+                expected.push("pong".to_string());
+            }
+            20 => {
+                ws.send_text("{broken").await;
+                expected.push("error".to_string());
+            }
+            30 => {
+                ws.send("visitor_message", json!({"text": ""})).await;
+                expected.push("error".to_string());
+            }
+            _ => {
+                ws.send(
+                    "visitor_message",
+                    json!({"text": format!("m{n}"), "clientMessageId": format!("b{n}")}),
+                )
+                .await;
+                expected.push(format!("ack b{n}"));
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    let mut last_seq = 0;
+    while seen.len() < expected.len() {
+        let frame = ws.frame().await;
+        let kind = frame["type"].as_str().unwrap().to_string();
+        if kind == "ack" {
+            let seq = frame["payload"]["seq"].as_i64().unwrap();
+            assert_eq!(seq, last_seq + 1, "seqs follow the order sent");
+            last_seq = seq;
+            seen.push(format!(
+                "ack {}",
+                frame["payload"]["clientMessageId"].as_str().unwrap()
+            ));
+        } else {
+            seen.push(kind);
+        }
+    }
+    assert_eq!(seen, expected);
+}

@@ -3,14 +3,14 @@
 //! `{type, payload}` with each event's canonical name as `type`.
 
 use super::frames::{decode_managed_frame, ErrorCode, ManagedFrame};
-use super::session::CloseCode;
+use super::session::{next_message, CloseCode, MAX_FRAMES_PER_TURN};
 use crate::dialects::NATIVE_MANAGED_SLOT;
 use crate::json;
 use crate::rest::AppState;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -116,6 +116,8 @@ pub async fn chat_socket(
             }
             engine.note_written(&principal, &deliveries);
         }
+        // A message read ahead while batching, handled on the next turn.
+        let mut stashed: Option<Option<Result<WsMessage, axum::Error>>> = None;
         let mut shutdown = engine.shutdown_signal();
         let heartbeat_timeout = engine.config().heartbeat_timeout;
         let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
@@ -150,7 +152,7 @@ pub async fn chat_socket(
                     }
                     None => return close(&mut socket, CloseCode::GoingAway, "server shutting down").await,
                 },
-                incoming = socket.next() => {
+                incoming = next_message(&mut stashed, &mut socket) => {
                     let text = match incoming {
                         Some(Ok(WsMessage::Text(text))) => text,
                         Some(Ok(WsMessage::Binary(_))) => {
@@ -165,27 +167,20 @@ pub async fn chat_socket(
                         _ => return,
                     };
                     heartbeat_deadline = Instant::now() + heartbeat_timeout;
-                    let replies = match decode_managed_frame(text.as_str()) {
-                        Err(error) => vec![error_frame(error.code.as_str(), &error.message)],
-                        Ok(ManagedFrame::Heartbeat) => vec![frame("pong", json!({"ts": engine.clock().now_ms()}))],
-                        Ok(ManagedFrame::Resume { last_seq }) => match feed.replay_after(last_seq).await {
-                            Ok(deliveries) => {
-                                engine.note_written(&principal, &deliveries);
-                                deliveries.iter().map(render).collect()
+                    // Frames that have already arrived are handled together, so a busy
+                    // publisher's messages share one commit.
+                    let mut texts = vec![text];
+                    while texts.len() < MAX_FRAMES_PER_TURN {
+                        match socket.next().now_or_never() {
+                            Some(Some(Ok(WsMessage::Text(more)))) => texts.push(more),
+                            Some(other) => {
+                                stashed = Some(other);
+                                break;
                             }
-                            Err(error) => vec![command_error(error)],
-                        },
-                        Ok(ManagedFrame::Command(command)) => {
-                            match engine.execute(&principal, command.into_command(conversation_id)).await {
-                                Ok(Outcome::Message { message, .. }) => vec![frame(
-                                    "ack",
-                                    json!({"clientMessageId": message.client_message_id, "id": message.id.0, "seq": message.seq}),
-                                )],
-                                Ok(Outcome::Done) => Vec::new(),
-                                Err(error) => vec![command_error(error)],
-                            }
+                            None => break,
                         }
-                    };
+                    }
+                    let replies = Box::pin(handle_chat_frames(&engine, &principal, conversation_id, &mut feed, texts)).await;
                     for reply in replies {
                         if socket.send(WsMessage::Text(reply)).await.is_err() {
                             return;
@@ -195,6 +190,69 @@ pub async fn chat_socket(
             }
         }
     })
+}
+
+/// Handles a chat socket's frames in order; runs of commands go to the engine together.
+async fn handle_chat_frames(
+    engine: &Engine,
+    principal: &Principal,
+    conversation_id: ConversationId,
+    feed: &mut switchboard_engine::Feed,
+    texts: Vec<Utf8Bytes>,
+) -> Vec<Utf8Bytes> {
+    let mut replies = Vec::new();
+    let mut commands = Vec::new();
+    for text in texts {
+        match decode_managed_frame(text.as_str()) {
+            Ok(ManagedFrame::Command(command)) => {
+                commands.push(command.into_command(conversation_id))
+            }
+            Ok(ManagedFrame::Heartbeat) => {
+                run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+                replies.push(frame("pong", json!({"ts": engine.clock().now_ms()})));
+            }
+            Ok(ManagedFrame::Resume { last_seq }) => {
+                run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+                match feed.replay_after(last_seq).await {
+                    Ok(deliveries) => {
+                        engine.note_written(principal, &deliveries);
+                        replies.extend(deliveries.iter().map(render));
+                    }
+                    Err(error) => replies.push(command_error(error)),
+                }
+            }
+            Err(error) => {
+                run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+                replies.push(error_frame(error.code.as_str(), &error.message));
+            }
+        }
+    }
+    run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+    replies
+}
+
+async fn run_chat_commands(
+    engine: &Engine,
+    principal: &Principal,
+    commands: &mut Vec<switchboard_core::Command>,
+    replies: &mut Vec<Utf8Bytes>,
+) {
+    if commands.is_empty() {
+        return;
+    }
+    for result in engine
+        .execute_many(principal, std::mem::take(commands))
+        .await
+    {
+        match result {
+            Ok(Outcome::Message { message, .. }) => replies.push(frame(
+                "ack",
+                json!({"clientMessageId": message.client_message_id, "id": message.id.0, "seq": message.seq}),
+            )),
+            Ok(Outcome::Done) => {}
+            Err(error) => replies.push(command_error(error)),
+        }
+    }
 }
 
 fn command_error(error: EngineError) -> Utf8Bytes {

@@ -8,7 +8,7 @@ use crate::rest::AppState;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,6 +169,8 @@ pub async fn serve_session_socket<S>(
     let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
     tracing::debug!(session = %session.id, "session socket open");
 
+    // A message read ahead while batching, handled on the next turn.
+    let mut stashed: Option<Option<Result<WsMessage, axum::Error>>> = None;
     let ending = loop {
         tokio::select! {
             biased;
@@ -207,7 +209,7 @@ pub async fn serve_session_socket<S>(
                 }
                 None => break Ending::Close(CloseCode::GoingAway, "server shutting down"),
             },
-            incoming = socket.next() => {
+            incoming = next_message(&mut stashed, &mut socket) => {
                 let message = match incoming {
                     Some(Ok(message)) => message,
                     Some(Err(error)) => {
@@ -239,9 +241,22 @@ pub async fn serve_session_socket<S>(
                         .await;
                     break Ending::Close(CloseCode::TooLarge, "frame too large");
                 }
-                // Boxed: a frame's handling is deep (engine, store) and brief, so it is allocated
-                // while it runs instead of widening every idle connection's state.
-                let replies = Box::pin(handle_frame(&engine, &principal, conversation_id, &mut feed, text.as_str())).await;
+                // Frames that have already arrived are handled together, so a busy client's
+                // messages share one commit; anything but text waits for the next turn.
+                let mut texts = vec![text];
+                while texts.len() < MAX_FRAMES_PER_TURN {
+                    match socket.next().now_or_never() {
+                        Some(Some(Ok(WsMessage::Text(more)))) if more.len() <= max_frame_bytes => texts.push(more),
+                        Some(other) => {
+                            stashed = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                // Boxed: handling is deep (engine, store) and brief, so it is allocated while it
+                // runs instead of widening every idle connection's state.
+                let replies = Box::pin(handle_frames(&engine, &principal, conversation_id, &mut feed, texts)).await;
                 if send_all(&mut socket, replies).await.is_err() {
                     break Ending::Gone;
                 }
@@ -325,38 +340,42 @@ fn engine_error_frame(error: EngineError) -> Utf8Bytes {
     }
 }
 
-/// Handles one visitor frame and returns the frames to answer with.
-async fn handle_frame(
+/// The most frames handled in one turn of a connection's loop.
+pub(super) const MAX_FRAMES_PER_TURN: usize = 64;
+
+/// The stashed message if there is one, else the socket's next.
+pub(super) async fn next_message<S>(
+    stashed: &mut Option<Option<Result<WsMessage, axum::Error>>>,
+    socket: &mut S,
+) -> Option<Result<WsMessage, axum::Error>>
+where
+    S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+{
+    match stashed.take() {
+        Some(message) => message,
+        None => socket.next().await,
+    }
+}
+
+/// What one visitor frame asks for.
+enum Action {
+    Reply(Vec<Utf8Bytes>),
+    Resume(Seq),
+    Command(Command),
+}
+
+fn action_of(
     engine: &Engine,
-    principal: &switchboard_core::Principal,
     conversation_id: switchboard_core::ConversationId,
-    feed: &mut switchboard_engine::Feed,
     text: &str,
-) -> Vec<Utf8Bytes> {
+) -> Action {
     let frame = match decode_client_frame(text) {
         Ok(frame) => frame,
-        Err(error) => return vec![error_frame(error.code, &error.message)],
+        Err(error) => return Action::Reply(vec![error_frame(error.code, &error.message)]),
     };
-    let command = match frame {
-        ClientFrame::Heartbeat => return vec![pong_frame(engine.clock().now_ms())],
-        ClientFrame::Resume { last_seq } => {
-            return match feed.replay_after(last_seq).await {
-                Ok(deliveries) => {
-                    engine.note_written(principal, &deliveries);
-                    deliveries
-                        .iter()
-                        .flat_map(|delivery| {
-                            delivery
-                                .rendered(NATIVE_SESSION_SLOT, render_for_visitor)
-                                .iter()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                        })
-                        .collect()
-                }
-                Err(error) => vec![engine_error_frame(error)],
-            };
-        }
+    Action::Command(match frame {
+        ClientFrame::Heartbeat => return Action::Reply(vec![pong_frame(engine.clock().now_ms())]),
+        ClientFrame::Resume { last_seq } => return Action::Resume(last_seq),
         ClientFrame::VisitorMessage {
             text,
             client_message_id,
@@ -385,10 +404,63 @@ async fn handle_frame(
             conversation_id,
             seq,
         },
-    };
-    match engine.execute(principal, command).await {
-        Ok(Outcome::Message { message, .. }) => vec![ack_frame(&message)],
-        Ok(Outcome::Done) => Vec::new(),
-        Err(error) => vec![engine_error_frame(error)],
+    })
+}
+
+/// Handles visitor frames in order and returns the frames to answer with, in the same order.
+/// Runs of commands go to the engine together (messages share one commit).
+async fn handle_frames(
+    engine: &Engine,
+    principal: &switchboard_core::Principal,
+    conversation_id: switchboard_core::ConversationId,
+    feed: &mut switchboard_engine::Feed,
+    texts: Vec<Utf8Bytes>,
+) -> Vec<Utf8Bytes> {
+    let mut replies = Vec::new();
+    let mut commands = Vec::new();
+    for text in texts {
+        match action_of(engine, conversation_id, text.as_str()) {
+            Action::Command(command) => commands.push(command),
+            Action::Reply(frames) => {
+                run_commands(engine, principal, &mut commands, &mut replies).await;
+                replies.extend(frames);
+            }
+            Action::Resume(last_seq) => {
+                run_commands(engine, principal, &mut commands, &mut replies).await;
+                match feed.replay_after(last_seq).await {
+                    Ok(deliveries) => {
+                        engine.note_written(principal, &deliveries);
+                        for delivery in &deliveries {
+                            let frames = delivery.rendered(NATIVE_SESSION_SLOT, render_for_visitor);
+                            replies.extend(frames.iter().cloned());
+                        }
+                    }
+                    Err(error) => replies.push(engine_error_frame(error)),
+                }
+            }
+        }
+    }
+    run_commands(engine, principal, &mut commands, &mut replies).await;
+    replies
+}
+
+async fn run_commands(
+    engine: &Engine,
+    principal: &switchboard_core::Principal,
+    commands: &mut Vec<Command>,
+    replies: &mut Vec<Utf8Bytes>,
+) {
+    if commands.is_empty() {
+        return;
+    }
+    for result in engine
+        .execute_many(principal, std::mem::take(commands))
+        .await
+    {
+        match result {
+            Ok(Outcome::Message { message, .. }) => replies.push(ack_frame(&message)),
+            Ok(Outcome::Done) => {}
+            Err(error) => replies.push(engine_error_frame(error)),
+        }
     }
 }
