@@ -2,10 +2,10 @@
 //! against a separate server process; end-to-end latency (send → the other party receives it,
 //! durable commit included) and messages per second.
 
+use crate::server_process::{ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -15,15 +15,6 @@ pub struct ChatOptions {
     pub seconds: u64,
     /// Each side of each conversation sends a message this often.
     pub period_ms: u64,
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 type Socket =
@@ -42,54 +33,9 @@ async fn read_until(socket: &mut Socket, marker: &str) -> bool {
 }
 
 pub async fn run(options: ChatOptions) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        "[rate_limits.visitor]\n[rate_limits.agent]\n[rate_limits.integration]\n",
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let binary = std::env::current_exe()
-        .unwrap()
-        .with_file_name("switchboard");
-    let _server = Server(
-        Command::new(binary)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--config",
-            ])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("SWITCHBOARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("build the server first: cargo build --release --bin switchboard"),
-    );
-    let base = format!("127.0.0.1:{port}");
+    let server = ServerProcess::start(UNLIMITED).await;
+    let (base, demo) = (server.base.clone(), server.demo.clone());
     let http = reqwest::Client::new();
-    for _ in 0..400 {
-        if http
-            .get(format!("http://{base}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let demo: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap())
-            .unwrap();
     let agent_token = demo["agent"]["accessToken"].as_str().unwrap().to_string();
     let agent_id = demo["agent"]["id"].clone();
     eprintln!("chat: opening {} conversations …", options.conversations);

@@ -3,6 +3,7 @@
 //! server process: an agent's chat socket publishes, K visitor tabs of one session receive) and,
 //! in the same run, against the bare baseline (`baseline.rs`) with the same clients.
 
+use crate::server_process::{ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -126,36 +127,8 @@ async fn measure(
 }
 
 async fn switchboard(options: &FanoutOptions) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        "outbound_queue = 65536\n[rate_limits.visitor]\n[rate_limits.agent]\n[rate_limits.integration]\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let _server = Server(
-        Command::new(sibling("switchboard"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--config",
-            ])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("SWITCHBOARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("build the server first: cargo build --release --bin switchboard"),
-    );
-    wait_for_port(port).await;
-    let base = format!("127.0.0.1:{port}");
-    let demo: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap())
-            .unwrap();
+    let server = ServerProcess::start(&format!("outbound_queue = 65536\n{UNLIMITED}")).await;
+    let (base, demo) = (server.base.clone(), server.demo.clone());
     let http = reqwest::Client::new();
     let session: Value = http
         .post(format!("http://{base}/api/v1/session"))

@@ -3,9 +3,8 @@
 //! Client sockets are spread over several loopback source addresses (127.0.0.2, ...), each of
 //! which offers about 28,000 ports.
 
+use crate::server_process::ServerProcess;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
 
@@ -19,53 +18,10 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The `switchboard` binary built beside this one.
-fn server_binary() -> PathBuf {
-    let me = std::env::current_exe().expect("the load generator knows where it is");
-    me.with_file_name("switchboard")
-}
-
 pub async fn run(connections: usize) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let binary = server_binary();
-    assert!(
-        binary.exists(),
-        "build the server first: cargo build --release --bin switchboard"
-    );
-    let mut server = Command::new(&binary)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("SWITCHBOARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("127.0.0.1:{port}");
+    let server = ServerProcess::start("").await;
+    let (base, demo) = (server.base.clone(), server.demo.clone());
     let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("http://{base}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let demo: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap())
-            .unwrap();
     let key = demo["publishableKey"].as_str().unwrap().to_string();
 
     // Sessions first (HTTP), so the memory measured is the sockets'.
@@ -85,7 +41,7 @@ pub async fn run(connections: usize) -> Value {
     }
     drop(http);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(server.id());
+    let before = rss_kib(server.pid());
     let started = Instant::now();
     let mut sockets = Vec::with_capacity(connections);
     for (index, session) in sessions.iter().enumerate() {
@@ -93,7 +49,7 @@ pub async fn run(connections: usize) -> Value {
         let socket = TcpSocket::new_v4().unwrap();
         socket.bind(source.parse().unwrap()).unwrap();
         let stream = socket
-            .connect(format!("127.0.0.1:{port}").parse().unwrap())
+            .connect(base.parse().unwrap())
             .await
             .unwrap();
         let url = format!(
@@ -110,11 +66,10 @@ pub async fn run(connections: usize) -> Value {
     let connect_seconds = started.elapsed().as_secs_f64();
     // Let the server settle (sessions joined, feeds open, presence published).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(server.id());
+    let after = rss_kib(server.pid());
     let per_connection = (after.saturating_sub(before)) as f64 / connections as f64;
     drop(sockets);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     json!({
         "scenario": "idle",
         "connections": connections,

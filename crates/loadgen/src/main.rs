@@ -9,6 +9,7 @@ mod chat;
 mod fanout;
 mod flaky;
 mod idle;
+mod server_process;
 
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};

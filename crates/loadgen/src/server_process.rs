@@ -1,0 +1,86 @@
+//! A Switchboard server run as its own process for a benchmark: the release `switchboard`
+//! binary built beside the load generator, on a free loopback port and a temporary data
+//! directory, stopped when dropped.
+
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// Settings for benchmarks: no rate limits (the load is the point).
+pub const UNLIMITED: &str =
+    "[rate_limits.visitor]\n[rate_limits.agent]\n[rate_limits.integration]\n";
+
+pub struct ServerProcess {
+    child: Child,
+    /// `127.0.0.1:port`.
+    pub base: String,
+    /// The demo workspace's `demo.json`.
+    pub demo: Value,
+    _dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts the server with `settings` (TOML) and waits until it answers.
+    pub async fn start(settings: &str) -> ServerProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("switchboard.toml");
+        std::fs::write(&config, settings).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let binary = std::env::current_exe()
+            .expect("the load generator knows where it is")
+            .with_file_name("switchboard");
+        let child = Command::new(binary)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("SWITCHBOARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("build the server first: cargo build --release --bin switchboard");
+        let base = format!("127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..400 {
+            if http
+                .get(format!("http://{base}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let demo: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap())
+                .unwrap();
+        ServerProcess {
+            child,
+            base,
+            demo,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
