@@ -103,18 +103,7 @@ impl Dialect for ChatDialect {
     fn classify(&self, frame: &Value) -> Incoming<ChatEvent> {
         let payload = &frame["payload"];
         match frame["type"].as_str().unwrap_or_default() {
-            "ack" => match (
-                payload["clientMessageId"].as_str(),
-                payload["id"].as_i64(),
-                payload["seq"].as_i64(),
-            ) {
-                (Some(client_message_id), Some(id), Some(seq)) => Incoming::Ack {
-                    client_message_id: client_message_id.to_string(),
-                    id,
-                    seq,
-                },
-                _ => Incoming::Ignore,
-            },
+            "ack" => Incoming::ack(payload),
             "message.created" => match payload["seq"].as_i64() {
                 Some(seq) => Incoming::Message {
                     seq,

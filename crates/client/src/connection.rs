@@ -51,6 +51,24 @@ pub(crate) enum Incoming<E> {
     Ignore,
 }
 
+impl<E> Incoming<E> {
+    /// An `ack` frame's payload (`{clientMessageId, id, seq}`), as both socket kinds spell it.
+    pub(crate) fn ack(payload: &Value) -> Incoming<E> {
+        match (
+            payload["clientMessageId"].as_str(),
+            payload["id"].as_i64(),
+            payload["seq"].as_i64(),
+        ) {
+            (Some(client_message_id), Some(id), Some(seq)) => Incoming::Ack {
+                client_message_id: client_message_id.to_string(),
+                id,
+                seq,
+            },
+            _ => Incoming::Ignore,
+        }
+    }
+}
+
 /// How one kind of socket is spelled.
 pub(crate) trait Dialect: Send + Sync + 'static {
     type Event: Send + 'static;

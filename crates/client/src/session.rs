@@ -98,18 +98,7 @@ impl Dialect for SessionDialect {
         let payload = &frame["payload"];
         let text = |field: &str| payload[field].as_str().unwrap_or_default().to_string();
         match frame["type"].as_str().unwrap_or_default() {
-            "ack" => match (
-                payload["clientMessageId"].as_str(),
-                payload["id"].as_i64(),
-                payload["seq"].as_i64(),
-            ) {
-                (Some(client_message_id), Some(id), Some(seq)) => Incoming::Ack {
-                    client_message_id: client_message_id.to_string(),
-                    id,
-                    seq,
-                },
-                _ => Incoming::Ignore,
-            },
+            "ack" => Incoming::ack(payload),
             "agent_response" => match payload["seq"].as_i64() {
                 Some(seq) => Incoming::Message {
                     seq,

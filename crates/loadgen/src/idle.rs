@@ -48,10 +48,7 @@ pub async fn run(connections: usize) -> Value {
         let source = format!("127.0.0.{}:0", 2 + index / 20_000);
         let socket = TcpSocket::new_v4().unwrap();
         socket.bind(source.parse().unwrap()).unwrap();
-        let stream = socket
-            .connect(base.parse().unwrap())
-            .await
-            .unwrap();
+        let stream = socket.connect(base.parse().unwrap()).await.unwrap();
         let url = format!(
             "ws://{base}/ws/session/{}?token={}",
             session["sessionId"].as_str().unwrap(),

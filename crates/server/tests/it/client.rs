@@ -79,6 +79,20 @@ async fn an_agent_and_a_visitor_talk_through_drops() {
             break;
         }
     }
+    // The visitor's own acknowledgement may trail what the agent saw: wait for it.
+    loop {
+        let event = tokio::time::timeout_at(deadline, visitor_events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let SessionEvent::Acked {
+            client_message_id, ..
+        } = event
+        {
+            assert_eq!(client_message_id, id);
+            break;
+        }
+    }
     assert_eq!(visitor.pending() + agent.pending(), 0);
     // The session ends: the visitor's client stops for good.
     server.end_session(&session).await;
