@@ -104,6 +104,54 @@ impl Engine {
             .collect())
     }
 
+    /// A contact of the principal's account (agents and the integration), or the contact itself.
+    pub async fn get_contact(
+        &self,
+        principal: &Principal,
+        contact_id: ContactId,
+    ) -> Result<Contact, EngineError> {
+        let allowed = match principal {
+            Principal::Agent { .. } | Principal::Integration { .. } => true,
+            Principal::Contact {
+                contact_id: own, ..
+            }
+            | Principal::SessionVisitor {
+                contact_id: own, ..
+            } => *own == contact_id,
+            Principal::Publishable { .. } => false,
+        };
+        if !allowed {
+            return Err(DomainError::NotFound.into());
+        }
+        Ok(self
+            .store()
+            .contact(principal.account_id(), contact_id)
+            .await?
+            .ok_or(DomainError::NotFound)?)
+    }
+
+    /// Replaces a contact's details and announces `contact.updated` to the account's agents.
+    pub async fn update_contact(
+        &self,
+        principal: &Principal,
+        contact_id: ContactId,
+        details: ContactDetails,
+    ) -> Result<Contact, EngineError> {
+        self.get_contact(principal, contact_id).await?;
+        let contact = self
+            .store()
+            .update_contact(principal.account_id(), contact_id, details)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        self.publish(Event {
+            account_id: contact.account_id,
+            inbox_id: None,
+            kind: EventKind::ContactUpdated(contact.clone()),
+        })
+        .await?;
+        Ok(contact)
+    }
+
     pub async fn list_notifications(
         &self,
         principal: &Principal,

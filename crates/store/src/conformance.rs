@@ -284,6 +284,35 @@ pub async fn sessions_start_and_end(store: &Arc<dyn Store>) {
         .unwrap();
     assert_eq!(contact.id, session.contact_id);
     assert_eq!(contact.details.name.as_deref(), Some("Ada"));
+    let updated = store
+        .update_contact(
+            world.account.id,
+            contact.id,
+            ContactDetails {
+                name: Some("Ada L.".into()),
+                email: Some("ada@example.com".into()),
+                ..ContactDetails::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.details.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(
+        store.contact(world.account.id, contact.id).await.unwrap(),
+        Some(updated)
+    );
+    let elsewhere = AccountId(world.account.id.0 + 1_000_000);
+    assert!(store
+        .contact(elsewhere, contact.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .update_contact(elsewhere, contact.id, ContactDetails::default())
+        .await
+        .unwrap()
+        .is_none());
     assert!(session.ended_at.is_none());
     let conversation = store
         .conversation(session.conversation_id)

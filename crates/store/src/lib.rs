@@ -306,6 +306,18 @@ pub trait Store: Send + Sync + 'static {
         conversation_id: ConversationId,
     ) -> StoreResult<Option<Seq>>;
 
+    async fn contact(
+        &self,
+        account_id: AccountId,
+        contact_id: ContactId,
+    ) -> StoreResult<Option<Contact>>;
+    /// Replaces a contact's details; `None` when there is no such contact in the account.
+    async fn update_contact(
+        &self,
+        account_id: AccountId,
+        contact_id: ContactId,
+        details: ContactDetails,
+    ) -> StoreResult<Option<Contact>>;
     /// The contact whose pubsub token hashes to `token_hash`.
     async fn contact_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Contact>>;
 

@@ -393,6 +393,20 @@ fn notification_from_row(row: &Row) -> rusqlite::Result<Notification> {
     })
 }
 
+fn contact_from_row(row: &Row) -> rusqlite::Result<Contact> {
+    Ok(Contact {
+        id: ContactId(row.get("id")?),
+        account_id: AccountId(row.get("account_id")?),
+        details: ContactDetails {
+            name: row.get("name")?,
+            email: row.get("email")?,
+            phone_number: row.get("phone_number")?,
+            identifier: row.get("identifier")?,
+        },
+        created_at: row.get("created_at")?,
+    })
+}
+
 fn bot_from_row(row: &Row) -> rusqlite::Result<Bot> {
     let config: String = row.get("config")?;
     let kind: BotKind = serde_json::from_str(&config).map_err(|error| {
@@ -1625,24 +1639,59 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn contact(
+        &self,
+        account_id: AccountId,
+        contact_id: ContactId,
+    ) -> StoreResult<Option<Contact>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM contacts WHERE id = ?1 AND account_id = ?2")?
+                .query_row([contact_id.0, account_id.0], contact_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn update_contact(
+        &self,
+        account_id: AccountId,
+        contact_id: ContactId,
+        details: ContactDetails,
+    ) -> StoreResult<Option<Contact>> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "UPDATE contacts SET name = ?3, email = ?4, phone_number = ?5, identifier = ?6 \
+                     WHERE id = ?1 AND account_id = ?2",
+                    params![
+                        contact_id.0,
+                        account_id.0,
+                        details.name,
+                        details.email,
+                        details.phone_number,
+                        details.identifier
+                    ],
+                )
+                .map_err(from_sqlite)?;
+            connection
+                .prepare_cached("SELECT * FROM contacts WHERE id = ?1 AND account_id = ?2")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([contact_id.0, account_id.0], contact_from_row)
+                        .optional()
+                })
+                .map_err(from_sqlite)
+        })
+        .await
+    }
+
     async fn contact_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Contact>> {
         let token_hash = token_hash.to_string();
         self.read(move |connection| {
             connection
                 .prepare_cached("SELECT * FROM contacts WHERE pubsub_token_hash = ?1")?
-                .query_row([token_hash], |row| {
-                    Ok(Contact {
-                        id: ContactId(row.get("id")?),
-                        account_id: AccountId(row.get("account_id")?),
-                        details: ContactDetails {
-                            name: row.get("name")?,
-                            email: row.get("email")?,
-                            phone_number: row.get("phone_number")?,
-                            identifier: row.get("identifier")?,
-                        },
-                        created_at: row.get("created_at")?,
-                    })
-                })
+                .query_row([token_hash], contact_from_row)
                 .optional()
         })
         .await

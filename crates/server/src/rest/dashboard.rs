@@ -28,6 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/conversations/{id}/status", post(set_status))
         .route("/api/v1/conversations/{id}/team", post(set_team))
         .route("/api/v1/conversations/{id}/read", post(mark_read))
+        .route(
+            "/api/v1/contacts/{id}",
+            get(get_contact).patch(update_contact),
+        )
         .route("/api/v1/profile", get(profile).patch(update_profile))
         .route("/api/v1/notifications", get(list_notifications))
         .route("/api/v1/notifications/{id}/read", post(read_notification))
@@ -314,6 +318,48 @@ async fn mark_read(
         )
         .await?;
     conversation_after(&state, &principal, id).await
+}
+
+async fn get_contact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = principal(&state, &headers).await?;
+    let contact = state.engine.get_contact(&principal, ContactId(id)).await?;
+    Ok(Json(json::contact(&contact)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateContact {
+    name: Option<String>,
+    email: Option<String>,
+    #[serde(alias = "phone_number")]
+    phone_number: Option<String>,
+    identifier: Option<String>,
+}
+
+/// Updates the given fields of a contact (absent fields keep their value).
+async fn update_contact(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<UpdateContact>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = principal(&state, &headers).await?;
+    let current = state.engine.get_contact(&principal, ContactId(id)).await?;
+    let details = ContactDetails {
+        name: body.name.or(current.details.name),
+        email: body.email.or(current.details.email),
+        phone_number: body.phone_number.or(current.details.phone_number),
+        identifier: body.identifier.or(current.details.identifier),
+    };
+    let contact = state
+        .engine
+        .update_contact(&principal, ContactId(id), details)
+        .await?;
+    Ok(Json(json::contact(&contact)))
 }
 
 async fn profile(

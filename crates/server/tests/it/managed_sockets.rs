@@ -456,3 +456,74 @@ async fn a_contacts_ticket_opens_only_its_own_conversation() {
         .await;
     notifications.expect_refusal("FORBIDDEN", 4001).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_updates_are_announced_to_agents() {
+    let server = TestServer::start().await;
+    let admin = server.demo["agent"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, created) = server
+        .post(
+            "/api/v1/session",
+            &server.publishable_key(),
+            json!({"agentId": "demo"}),
+        )
+        .await;
+    let contact_token = created["pubsubToken"].as_str().unwrap().to_string();
+    let (_, conversation) = server
+        .get(
+            &format!("/api/v1/conversations/{}", created["conversationId"]),
+            &admin,
+        )
+        .await;
+    let contact_id = conversation["contactId"].as_i64().unwrap();
+    let mut feed = server
+        .connect(&format!(
+            "/ws/notifications?ticket={}",
+            server.ticket(&admin).await
+        ))
+        .await;
+    feed.send("heartbeat", json!({})).await;
+    feed.next_of("pong").await;
+
+    let path = format!("/api/v1/contacts/{contact_id}");
+    let (status, contact) = server
+        .post_method("PATCH", &path, &admin, json!({"email": "ada@example.com"}))
+        .await;
+    assert_eq!(status, 200, "{contact}");
+    assert_eq!(contact["email"], "ada@example.com");
+    let announced = feed.next_of("contact.updated").await;
+    assert_eq!(announced["id"], contact_id);
+    assert_eq!(announced["email"], "ada@example.com");
+
+    // The contact may read and change itself; nobody from elsewhere may.
+    let (status, own) = server.get(&path, &contact_token).await;
+    assert_eq!(
+        (status, own["email"].clone()),
+        (200, json!("ada@example.com"))
+    );
+    let (status, _) = server
+        .post_method("PATCH", &path, &contact_token, json!({"name": "Ada"}))
+        .await;
+    assert_eq!(status, 200);
+    let other = server.create_session().await;
+    let (_, other_conversation) = server
+        .get(
+            &format!("/api/v1/conversations/{}", other.conversation_id),
+            &admin,
+        )
+        .await;
+    let other_path = format!("/api/v1/contacts/{}", other_conversation["contactId"]);
+    assert_eq!(server.get(&other_path, &contact_token).await.0, 404);
+    let stranger = server.engine().create_account("Other").await.unwrap();
+    assert_eq!(server.get(&path, &stranger.api_key).await.0, 404);
+    let (status, body) = server
+        .post_method("PATCH", &path, &admin, json!({"shoeSize": 42}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
+}
