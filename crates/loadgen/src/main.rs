@@ -6,9 +6,12 @@
 
 mod baseline;
 mod chat;
+mod churn;
 mod fanout;
 mod flaky;
 mod idle;
+mod plot;
+mod report;
 mod server_process;
 
 use clap::{Parser, Subcommand};
@@ -69,6 +72,24 @@ enum Scenario {
         /// Each side of each conversation sends a message this often.
         #[arg(long, default_value_t = 1000)]
         period_ms: u64,
+    },
+    /// Connections opened and closed at a set rate while messages flow to steady watchers.
+    Churn {
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// Messages published per second to the watchers.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Connections opened (and closed 200 ms later) per second.
+        #[arg(long, default_value_t = 200)]
+        churn_per_second: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Sweeps fan-out and idle memory and writes the plots (SVG) and figures (JSON).
+    Report {
+        #[arg(long, default_value = "docs/bench")]
+        out: std::path::PathBuf,
     },
     /// The bare tokio broadcast server used as a baseline (run by `fanout`).
     BaselineServer {
@@ -254,6 +275,35 @@ async fn main() {
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::BaselineServer { listen } => baseline::serve(&listen).await,
+        Scenario::Report { out } => {
+            report::run(&out).await;
+            println!(
+                "wrote {}, {} and {}",
+                out.join("fanout-p99.svg").display(),
+                out.join("idle-memory.svg").display(),
+                out.join("report.json").display()
+            );
+        }
+        Scenario::Churn {
+            watchers,
+            rate,
+            churn_per_second,
+            seconds,
+        } => {
+            let result = churn::run(churn::ChurnOptions {
+                watchers,
+                rate,
+                churn_per_second,
+                seconds,
+            })
+            .await;
+            println!("| metric | value |");
+            println!("| --- | --- |");
+            for (key, value) in result.as_object().unwrap() {
+                println!("| {key} | {value} |");
+            }
+            println!("{result}");
+        }
         Scenario::Chat {
             conversations,
             seconds,
