@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 }
 
 async fn wait_for_port(port: u16) {
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
@@ -264,7 +264,10 @@ async fn node_socketio(options: &FanoutOptions) -> Result<Value, String> {
             .arg(port.to_string())
             .current_dir(&dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create(std::env::temp_dir().join("switchboard-node-baseline.log"))
+                    .map_err(|error| error.to_string())?,
+            )
             .spawn()
             .map_err(|error| format!("node: {error}"))?,
     );
