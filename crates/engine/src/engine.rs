@@ -85,7 +85,7 @@ pub struct Engine {
     scopes: ScopeCache,
     pub(crate) tickets: Tickets,
     pub(crate) presence: crate::presence::SharedPresence,
-    pub(crate) cursors: Mutex<crate::presence::Cursors>,
+    pub(crate) cursors: crate::presence::CursorShards,
 }
 
 /// Counts a live connection for as long as it is held.
@@ -597,6 +597,7 @@ impl Engine {
         };
         let in_memory = self
             .cursors
+            .shard(owner)
             .lock()
             .expect("cursors poisoned")
             .get(owner, conversation_id);
@@ -606,15 +607,23 @@ impl Engine {
 
     /// Writes the delivery cursors that moved since the last flush, in one batch.
     pub async fn flush_cursors(&self) {
-        let dirty = self.cursors.lock().expect("cursors poisoned").take_dirty();
+        let dirty: Vec<_> = self
+            .cursors
+            .shards()
+            .iter()
+            .flat_map(|shard| shard.lock().expect("cursors poisoned").take_dirty())
+            .collect();
         if dirty.is_empty() {
             return;
         }
         if let Err(error) = self.store.save_cursors(dirty.clone()).await {
             tracing::warn!(%error, "could not save delivery cursors; will retry");
-            let mut cursors = self.cursors.lock().expect("cursors poisoned");
             for (owner, conversation_id, seq) in dirty {
-                cursors.retry(owner, conversation_id, seq);
+                self.cursors
+                    .shard(owner)
+                    .lock()
+                    .expect("cursors poisoned")
+                    .retry(owner, conversation_id, seq);
             }
         }
     }

@@ -23,6 +23,9 @@ pub struct Delivery(Arc<DeliveryInner>);
 struct DeliveryInner {
     event: Arc<Event>,
     renders: [OnceLock<Arc<dyn Any + Send + Sync>>; RENDER_SLOTS],
+    /// Set by the first recipient that turns the message's receipt to `delivered`, so the
+    /// others need no lock to know it is done.
+    receipt_claimed: std::sync::atomic::AtomicBool,
 }
 
 impl Delivery {
@@ -30,11 +33,17 @@ impl Delivery {
         Delivery(Arc::new(DeliveryInner {
             event,
             renders: Default::default(),
+            receipt_claimed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
     pub fn event(&self) -> &Event {
         &self.0.event
+    }
+
+    /// True for the first caller only: who marks this delivery's message delivered.
+    pub fn claim_receipt(&self) -> bool {
+        !self.0.receipt_claimed.swap(true, Ordering::AcqRel)
     }
 
     /// The rendering in `slot`, made by `render` the first time any recipient asks.

@@ -18,9 +18,6 @@ pub struct PresenceState {
     agents: HashMap<AgentId, AgentEntry>,
     contacts: HashMap<ContactId, (AccountId, usize)>,
     online_agents: HashMap<AccountId, usize>,
-    /// Messages already marked delivered, so a message fanned out to many agents is written
-    /// once. Bounded: cleared when large (a repeat costs one no-op update).
-    delivered: HashSet<MessageId>,
 }
 
 struct AgentEntry {
@@ -242,7 +239,7 @@ impl Engine {
     /// the first time becomes `delivered`.
     pub fn note_written(&self, principal: &Principal, deliveries: &[Delivery]) {
         if let Some(owner) = cursor_owner(principal) {
-            let mut cursors = self.cursors.lock().expect("cursors poisoned");
+            let mut cursors = self.cursors.shard(owner).lock().expect("cursors poisoned");
             for delivery in deliveries {
                 if let EventKind::MessageCreated(message) = &delivery.event().kind {
                     cursors.advance(owner, message.conversation_id, message.seq);
@@ -262,14 +259,9 @@ impl Engine {
             let from_visitor = message.message_type == MessageType::Incoming;
             let to_other_party = (receiver_is_agent && from_visitor)
                 || (receiver_is_visitor && !from_visitor && !message.private);
-            if !to_other_party || message.status != MessageStatus::Sent {
-                continue;
-            }
-            let mut state = self.presence.lock().expect("presence poisoned");
-            if state.delivered.len() > 100_000 {
-                state.delivered.clear();
-            }
-            if state.delivered.insert(message.id) {
+            // The first writer to the other party claims the receipt; the rest skip it
+            // without a lock.
+            if to_other_party && message.status == MessageStatus::Sent && delivery.claim_receipt() {
                 newly_delivered.push(message.clone());
             }
         }
@@ -320,6 +312,34 @@ pub(crate) fn cursor_owner(principal: &Principal) -> Option<CursorOwner> {
             Some(CursorOwner::Contact(*contact_id))
         }
         Principal::Integration { .. } | Principal::Publishable { .. } => None,
+    }
+}
+
+/// Delivery cursors in memory, sharded by owner so that connections on different threads
+/// rarely wait for each other.
+pub struct CursorShards {
+    shards: [Mutex<Cursors>; 16],
+}
+
+impl Default for CursorShards {
+    fn default() -> Self {
+        CursorShards {
+            shards: std::array::from_fn(|_| Mutex::new(Cursors::default())),
+        }
+    }
+}
+
+impl CursorShards {
+    pub(crate) fn shard(&self, owner: CursorOwner) -> &Mutex<Cursors> {
+        let index = match owner {
+            CursorOwner::Contact(id) => id.0,
+            CursorOwner::Agent(id) => id.0.wrapping_mul(31).wrapping_add(7),
+        };
+        &self.shards[index.rem_euclid(self.shards.len() as i64) as usize]
+    }
+
+    pub(crate) fn shards(&self) -> &[Mutex<Cursors>] {
+        &self.shards
     }
 }
 

@@ -70,7 +70,7 @@ pub async fn run(options: ChatOptions) -> Value {
             .json()
             .await
             .unwrap();
-        let visitor = tokio_tungstenite::connect_async(format!(
+        let visitor = crate::ws_connect(format!(
             "ws://{base}/ws/session/{}?token={}",
             session["sessionId"].as_str().unwrap(),
             session["token"].as_str().unwrap()
@@ -78,7 +78,7 @@ pub async fn run(options: ChatOptions) -> Value {
         .await
         .unwrap()
         .0;
-        let agent = tokio_tungstenite::connect_async(format!(
+        let agent = crate::ws_connect(format!(
             "ws://{base}/ws/chat/{conversation_id}?ticket={}",
             ticket["ticket"].as_str().unwrap()
         ))

@@ -46,7 +46,7 @@ pub async fn run(options: ChurnOptions) -> Value {
     let total = options.rate * options.seconds;
     let mut watchers = Vec::new();
     for _ in 0..options.watchers {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let (mut socket, _) = crate::ws_connect(&url).await.unwrap();
         let latencies = latencies.clone();
         watchers.push(tokio::spawn(async move {
             let mut seen = 0;
@@ -91,7 +91,7 @@ pub async fn run(options: ChurnOptions) -> Value {
         .json()
         .await
         .unwrap();
-    let (mut publisher, _) = tokio_tungstenite::connect_async(format!(
+    let (mut publisher, _) = crate::ws_connect(format!(
         "ws://{base}/ws/chat/{}?ticket={}",
         session["conversationId"],
         ticket["ticket"].as_str().unwrap()
@@ -126,7 +126,7 @@ pub async fn run(options: ChurnOptions) -> Value {
                     (opened.clone(), failed.clone(), connect_times.clone());
                 tokio::spawn(async move {
                     let begun = Instant::now();
-                    match tokio_tungstenite::connect_async(&url).await {
+                    match crate::ws_connect(&url).await {
                         Ok((mut socket, _)) => {
                             connect_times.lock().unwrap().push(begun.elapsed());
                             opened.fetch_add(1, Ordering::Relaxed);

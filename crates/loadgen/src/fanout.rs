@@ -147,7 +147,7 @@ async fn switchboard(options: &FanoutOptions) -> Value {
     );
     let mut receivers = Vec::new();
     for _ in 0..options.receivers {
-        receivers.push(tokio_tungstenite::connect_async(&url).await.unwrap().0);
+        receivers.push(crate::ws_connect(&url).await.unwrap().0);
     }
     let ticket: Value = http
         .post(format!("http://{base}/api/v1/ws/ticket"))
@@ -159,7 +159,7 @@ async fn switchboard(options: &FanoutOptions) -> Value {
         .await
         .unwrap();
     let conversation_id = session["conversationId"].as_i64().unwrap();
-    let publisher = tokio_tungstenite::connect_async(format!(
+    let publisher = crate::ws_connect(format!(
         "ws://{base}/ws/chat/{conversation_id}?ticket={}",
         ticket["ticket"].as_str().unwrap()
     ))
@@ -194,9 +194,9 @@ async fn baseline(options: &FanoutOptions) -> Value {
     let url = format!("ws://127.0.0.1:{port}/");
     let mut receivers = Vec::new();
     for _ in 0..options.receivers {
-        receivers.push(tokio_tungstenite::connect_async(&url).await.unwrap().0);
+        receivers.push(crate::ws_connect(&url).await.unwrap().0);
     }
-    let publisher = tokio_tungstenite::connect_async(&url).await.unwrap().0;
+    let publisher = crate::ws_connect(&url).await.unwrap().0;
     measure(
         options,
         receivers,
@@ -216,7 +216,7 @@ fn node_baseline_dir() -> PathBuf {
 /// namespace): open packet, namespace connect, and its acknowledgement.
 async fn socketio_connect(port: u16) -> Result<Socket, String> {
     let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+    let (mut socket, _) = crate::ws_connect(url)
         .await
         .map_err(|error| error.to_string())?;
     let mut connected = false;

@@ -119,6 +119,29 @@ enum Scenario {
     },
 }
 
+/// Opens a client WebSocket with small buffers: the library's default 128 KiB read buffer,
+/// zeroed per connection, would spend the shared CPU on the load generator rather than on the
+/// server under test.
+pub(crate) async fn ws_connect<R>(
+    request: R,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+>
+where
+    R: tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+{
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.read_buffer_size = 4096;
+    config.write_buffer_size = 0;
+    tokio_tungstenite::connect_async_with_config(request, Some(config), false).await
+}
+
 pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

@@ -19,7 +19,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub async fn spawn_server(dir: &Path, port: u16) -> Child {
+/// A server process that is killed when dropped, so a failing test leaves none behind.
+pub struct ServerProcess(Child);
+
+impl ServerProcess {
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn spawn_server(dir: &Path, port: u16) -> ServerProcess {
     let config = dir.join("switchboard.toml");
     std::fs::write(
         &config,
@@ -45,7 +62,7 @@ pub async fn spawn_server(dir: &Path, port: u16) -> Child {
             .await
             .is_ok()
         {
-            return child;
+            return ServerProcess(child);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -126,9 +143,8 @@ async fn sigkill_mid_stream_loses_no_acknowledged_message() {
             );
         }
     }
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
-    // Whatever acks made it out before the socket died count too.
+    server.kill(); // SIGKILL
+                   // Whatever acks made it out before the socket died count too.
     loop {
         match tokio::time::timeout(Duration::from_secs(2), ws.recv_untimed()).await {
             Ok(Received::Frame(frame)) if frame["type"] == "ack" => {
@@ -199,6 +215,5 @@ async fn sigkill_mid_stream_loses_no_acknowledged_message() {
     assert_eq!(unique.len(), total);
     let seqs: Vec<i64> = stored.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 }

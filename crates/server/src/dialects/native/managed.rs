@@ -120,7 +120,10 @@ pub async fn chat_socket(
         let mut stashed: Option<Option<Result<WsMessage, axum::Error>>> = None;
         let mut shutdown = engine.shutdown_signal();
         let heartbeat_timeout = engine.config().heartbeat_timeout;
-        let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
+        // Armed once, moved only when it fires (see the session socket).
+        let mut last_frame_at = Instant::now();
+        let heartbeat = sleep_until(last_frame_at + heartbeat_timeout);
+        tokio::pin!(heartbeat);
         loop {
             tokio::select! {
                 biased;
@@ -135,7 +138,12 @@ pub async fn chat_socket(
                     engine.note_written(&principal, &queued);
                     return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
-                _ = sleep_until(heartbeat_deadline) => {
+                _ = &mut heartbeat => {
+                    let due = last_frame_at + heartbeat_timeout;
+                    if due > Instant::now() {
+                        heartbeat.as_mut().reset(due);
+                        continue;
+                    }
                     return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
                 }
                 item = feed.next() => match item {
@@ -156,17 +164,17 @@ pub async fn chat_socket(
                     let text = match incoming {
                         Some(Ok(WsMessage::Text(text))) => text,
                         Some(Ok(WsMessage::Binary(_))) => {
-                            heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                            last_frame_at = Instant::now();
                             let _ = socket.send(WsMessage::Text(error_frame(ErrorCode::InvalidJson.as_str(), "binary frames are not accepted"))).await;
                             continue;
                         }
                         Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
-                            heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                            last_frame_at = Instant::now();
                             continue;
                         }
                         _ => return,
                     };
-                    heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                    last_frame_at = Instant::now();
                     // Frames that have already arrived are handled together, so a busy
                     // publisher's messages share one commit.
                     let mut texts = vec![text];
@@ -310,7 +318,10 @@ pub async fn notifications_socket(
         let _present = engine.connected(&principal).await;
         let mut shutdown = engine.shutdown_signal();
         let heartbeat_timeout = engine.config().heartbeat_timeout;
-        let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
+        // Armed once, moved only when it fires (see the session socket).
+        let mut last_frame_at = Instant::now();
+        let heartbeat = sleep_until(last_frame_at + heartbeat_timeout);
+        tokio::pin!(heartbeat);
         loop {
             tokio::select! {
                 biased;
@@ -324,7 +335,12 @@ pub async fn notifications_socket(
                     engine.note_written(&principal, &queued);
                     return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
-                _ = sleep_until(heartbeat_deadline) => {
+                _ = &mut heartbeat => {
+                    let due = last_frame_at + heartbeat_timeout;
+                    if due > Instant::now() {
+                        heartbeat.as_mut().reset(due);
+                        continue;
+                    }
                     return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
                 }
                 item = next_deliveries(&mut subscription) => match item {
@@ -352,7 +368,7 @@ pub async fn notifications_socket(
                         Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
                         _ => return,
                     };
-                    heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                    last_frame_at = Instant::now();
                     if let Some(reply) = reply {
                         if socket.send(WsMessage::Text(reply)).await.is_err() {
                             return;

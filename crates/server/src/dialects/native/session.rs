@@ -166,7 +166,13 @@ pub async fn serve_session_socket<S>(
     tokio::pin!(stopping);
     let session_deadline = engine.clock().instant_at(session.expires_at);
     let heartbeat_timeout = engine.config().heartbeat_timeout;
-    let mut heartbeat_deadline = Instant::now() + heartbeat_timeout;
+    // Timers are armed once and moved only when they fire: re-arming one per frame would cost
+    // a timer-wheel update for every message sent or received.
+    let mut last_frame_at = Instant::now();
+    let heartbeat = sleep_until(last_frame_at + heartbeat_timeout);
+    tokio::pin!(heartbeat);
+    let session_expiry = sleep_until(session_deadline);
+    tokio::pin!(session_expiry);
     tracing::debug!(session = %session.id, "session socket open");
 
     // A message read ahead while batching, handled on the next turn.
@@ -182,13 +188,18 @@ pub async fn serve_session_socket<S>(
                 }
                 break Ending::Close(CloseCode::GoingAway, "server shutting down");
             }
-            _ = sleep_until(session_deadline) => {
+            _ = &mut session_expiry => {
                 let _ = socket
                     .send(WsMessage::Text(error_frame(ErrorCode::SessionExpired, "Session expired")))
                     .await;
                 break Ending::Close(CloseCode::AuthenticationFailed, "Session expired");
             }
-            _ = sleep_until(heartbeat_deadline) => {
+            _ = &mut heartbeat => {
+                let due = last_frame_at + heartbeat_timeout;
+                if due > Instant::now() {
+                    heartbeat.as_mut().reset(due);
+                    continue;
+                }
                 break Ending::Close(CloseCode::HeartbeatTimeout, "heartbeat missed");
             }
             item = feed.next() => match item {
@@ -222,7 +233,7 @@ pub async fn serve_session_socket<S>(
                     }
                     None => break Ending::Gone,
                 };
-                heartbeat_deadline = Instant::now() + heartbeat_timeout;
+                last_frame_at = Instant::now();
                 let text = match message {
                     WsMessage::Text(text) => text,
                     WsMessage::Binary(_) => {
