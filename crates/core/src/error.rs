@@ -15,10 +15,6 @@ pub enum DomainError {
     NotFound,
     #[error("not allowed for this credential")]
     Forbidden,
-    #[error("the session is over")]
-    SessionOver,
-    #[error("read position {seq} is beyond the newest message")]
-    SeqOutOfRange { seq: i64 },
     #[error("{field} is invalid: {reason}")]
     InvalidField {
         field: &'static str,

@@ -107,16 +107,11 @@ impl From<EngineError> for ApiError {
                 DomainError::Forbidden => {
                     ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", domain.to_string())
                 }
-                DomainError::SessionOver => {
-                    ApiError::new(StatusCode::CONFLICT, "SESSION_EXPIRED", domain.to_string())
-                }
-                DomainError::SeqOutOfRange { .. } | DomainError::InvalidField { .. } => {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_REQUEST",
-                        domain.to_string(),
-                    )
-                }
+                DomainError::InvalidField { .. } => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    domain.to_string(),
+                ),
             },
             EngineError::Unauthenticated => ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -23,6 +23,12 @@ pub enum ErrorCode {
     AgentUnavailable,
     /// Extension: the server could not complete the request (storage down); retry later.
     ServerError,
+    /// Extension (managed sockets): no such record, or not this credential's.
+    NotFound,
+    /// Extension (managed sockets): the credential may not do this.
+    Forbidden,
+    /// Extension (managed sockets): the ticket is unknown, used or expired.
+    InvalidTicket,
 }
 
 impl ErrorCode {
@@ -40,6 +46,9 @@ impl ErrorCode {
             ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
             ErrorCode::AgentUnavailable => "AGENT_UNAVAILABLE",
             ErrorCode::ServerError => "SERVER_ERROR",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::InvalidTicket => "INVALID_TICKET",
         }
     }
 }
@@ -254,7 +263,7 @@ pub fn decode_managed_frame(text: &str) -> Result<ManagedFrame, FrameError> {
     }
 }
 
-fn frame(kind: &str, payload: Value) -> Utf8Bytes {
+pub(super) fn frame(kind: &str, payload: Value) -> Utf8Bytes {
     Utf8Bytes::from(json!({"type": kind, "payload": payload}).to_string())
 }
 
@@ -271,6 +280,41 @@ pub fn rate_limited_frame(retry_after_ms: u64) -> Utf8Bytes {
             "retryAfter": retry_after_ms,
         }),
     )
+}
+
+/// The `error` frame answering a refused command, on any native socket.
+pub fn engine_error_frame(error: switchboard_engine::EngineError) -> Utf8Bytes {
+    use switchboard_engine::EngineError;
+    match error {
+        EngineError::Domain(DomainError::EmptyMessage) => {
+            error_frame(ErrorCode::EmptyMessage, "Message text is empty")
+        }
+        EngineError::Domain(DomainError::MessageTooLarge { limit_bytes }) => error_frame(
+            ErrorCode::MessageTooLarge,
+            &format!("Message text is larger than {limit_bytes} bytes"),
+        ),
+        EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => {
+            rate_limited_frame(retry_after_ms)
+        }
+        EngineError::Domain(error @ DomainError::InvalidField { .. }) => {
+            error_frame(ErrorCode::InvalidJson, &error.to_string())
+        }
+        EngineError::Domain(DomainError::NotFound) => error_frame(ErrorCode::NotFound, "not found"),
+        EngineError::Domain(DomainError::Forbidden) => {
+            error_frame(ErrorCode::Forbidden, "not allowed for this credential")
+        }
+        EngineError::AgentNotFound { .. } => error_frame(
+            ErrorCode::PdpNotFound,
+            "the agent configuration for this session is missing",
+        ),
+        other => {
+            tracing::error!(error = %other, "a socket command failed");
+            error_frame(
+                ErrorCode::ServerError,
+                "the server could not process this; retry",
+            )
+        }
+    }
 }
 
 pub fn pong_frame(now: UnixMillis) -> Utf8Bytes {

@@ -2,31 +2,24 @@
 //! conversation, `/ws/notifications` an agent's account and notifications. Frames are
 //! `{type, payload}` with each event's canonical name as `type`.
 
-use super::frames::{decode_managed_frame, ErrorCode, ManagedFrame};
-use super::session::{next_message, CloseCode, MAX_FRAMES_PER_TURN};
+use super::frames::{
+    ack_frame, decode_managed_frame, engine_error_frame, error_frame, pong_frame, ErrorCode,
+    ManagedFrame,
+};
+use super::session::{close_with, next_message, CloseCode, MAX_FRAMES_PER_TURN};
 use crate::dialects::NATIVE_MANAGED_SLOT;
 use crate::json;
 use crate::rest::AppState;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures_util::{FutureExt, StreamExt};
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use switchboard_core::{ConversationId, DomainError, Principal, Seq};
 use switchboard_engine::feed::{drain_ready, next_deliveries};
 use switchboard_engine::{Delivery, Engine, EngineError, FeedItem, Outcome, TicketRefusal};
 use tokio::time::{sleep_until, Instant};
-
-fn frame(kind: &str, payload: serde_json::Value) -> Utf8Bytes {
-    Utf8Bytes::from(json!({"type": kind, "payload": payload}).to_string())
-}
-
-fn error_frame(code: &str, message: &str) -> Utf8Bytes {
-    frame("error", json!({"code": code, "message": message}))
-}
 
 fn render(delivery: &Delivery) -> Utf8Bytes {
     delivery
@@ -37,19 +30,32 @@ fn render(delivery: &Delivery) -> Utf8Bytes {
         .clone()
 }
 
-async fn close(socket: &mut WebSocket, code: CloseCode, reason: &str) {
-    let frame = CloseFrame {
-        code: code as u16,
-        reason: Utf8Bytes::from(reason),
-    };
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        socket.send(WsMessage::Close(Some(frame))),
-    )
-    .await;
+/// Sends each delivery in this dialect's rendering and notes them written (cursor, receipts);
+/// false when the socket failed.
+async fn send_rendered(
+    socket: &mut WebSocket,
+    engine: &Engine,
+    principal: &Principal,
+    deliveries: &[Delivery],
+) -> bool {
+    for delivery in deliveries {
+        if socket
+            .send(WsMessage::Text(render(delivery)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    engine.note_written(principal, deliveries);
+    true
 }
 
-async fn refuse(socket: &mut WebSocket, code: &str, message: &str, close_code: CloseCode) {
+async fn close(socket: &mut WebSocket, code: CloseCode, reason: &str) {
+    let _ = close_with(socket, code, reason).await;
+}
+
+async fn refuse(socket: &mut WebSocket, code: ErrorCode, message: &str, close_code: CloseCode) {
     let _ = socket
         .send(WsMessage::Text(error_frame(code, message)))
         .await;
@@ -69,10 +75,13 @@ fn redeem(engine: &Engine, query: &HashMap<String, String>) -> Result<Principal,
     engine.redeem_ticket(query.get("ticket").map(String::as_str))
 }
 
-fn ticket_refusal_message(refusal: TicketRefusal) -> (&'static str, &'static str) {
+fn ticket_refusal_message(refusal: TicketRefusal) -> (ErrorCode, &'static str) {
     match refusal {
-        TicketRefusal::Missing => ("AUTH_REQUIRED", "No ticket provided"),
-        TicketRefusal::Invalid => ("INVALID_TICKET", "Ticket is invalid, used or expired"),
+        TicketRefusal::Missing => (ErrorCode::AuthRequired, "No ticket provided"),
+        TicketRefusal::Invalid => (
+            ErrorCode::InvalidTicket,
+            "Ticket is invalid, used or expired",
+        ),
     }
 }
 
@@ -94,27 +103,24 @@ pub async fn chat_socket(
             }
         };
         let Ok(conversation_id) = thread_id.parse::<i64>().map(ConversationId) else {
-            return refuse(&mut socket, "NOT_FOUND", "Thread not found", CloseCode::SessionNotFound).await;
+            return refuse(&mut socket, ErrorCode::NotFound, "Thread not found", CloseCode::SessionNotFound).await;
         };
         let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
         let mut feed = match engine.open_feed(&principal, conversation_id, last_seq).await {
             Ok(feed) => feed,
             Err(EngineError::Domain(DomainError::NotFound)) => {
-                return refuse(&mut socket, "NOT_FOUND", "Thread not found", CloseCode::SessionNotFound).await;
+                return refuse(&mut socket, ErrorCode::NotFound, "Thread not found", CloseCode::SessionNotFound).await;
             }
             Err(error) => {
                 tracing::error!(%error, "could not open a chat feed");
-                return refuse(&mut socket, "SERVER_ERROR", "please reconnect", CloseCode::TryAgainLater).await;
+                return refuse(&mut socket, ErrorCode::ServerError, "please reconnect", CloseCode::TryAgainLater).await;
             }
         };
         let _present = engine.connected(&principal).await;
         if let Ok(deliveries) = feed.catch_up().await {
-            for delivery in &deliveries {
-                if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
-                    return;
-                }
+            if !send_rendered(&mut socket, &engine, &principal, &deliveries).await {
+                return;
             }
-            engine.note_written(&principal, &deliveries);
         }
         // A message read ahead while batching, handled on the next turn.
         let mut stashed: Option<Option<Result<WsMessage, axum::Error>>> = None;
@@ -130,12 +136,12 @@ pub async fn chat_socket(
                 _ = shutdown.changed() => {
                     // Drain what is already queued, then tell the client to reconnect.
                     let queued = feed.drain().await;
-                    for delivery in &queued {
-                        if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
-                            return;
-                        }
+
+                    if !send_rendered(&mut socket, &engine, &principal, &queued).await {
+
+                        return;
+
                     }
-                    engine.note_written(&principal, &queued);
                     return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
                 _ = &mut heartbeat => {
@@ -148,12 +154,9 @@ pub async fn chat_socket(
                 }
                 item = feed.next() => match item {
                     Some(FeedItem::Deliveries(deliveries)) => {
-                        for delivery in &deliveries {
-                            if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
-                                return;
-                            }
+                        if !send_rendered(&mut socket, &engine, &principal, &deliveries).await {
+                            return;
                         }
-                        engine.note_written(&principal, &deliveries);
                     }
                     Some(FeedItem::Evicted(_)) => {
                         return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect and resume").await;
@@ -165,7 +168,7 @@ pub async fn chat_socket(
                         Some(Ok(WsMessage::Text(text))) => text,
                         Some(Ok(WsMessage::Binary(_))) => {
                             last_frame_at = Instant::now();
-                            let _ = socket.send(WsMessage::Text(error_frame(ErrorCode::InvalidJson.as_str(), "binary frames are not accepted"))).await;
+                            let _ = socket.send(WsMessage::Text(error_frame(ErrorCode::InvalidJson, "binary frames are not accepted"))).await;
                             continue;
                         }
                         Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
@@ -217,7 +220,7 @@ async fn handle_chat_frames(
             }
             Ok(ManagedFrame::Heartbeat) => {
                 run_chat_commands(engine, principal, &mut commands, &mut replies).await;
-                replies.push(frame("pong", json!({"ts": engine.clock().now_ms()})));
+                replies.push(pong_frame(engine.clock().now_ms()));
             }
             Ok(ManagedFrame::Resume { last_seq }) => {
                 run_chat_commands(engine, principal, &mut commands, &mut replies).await;
@@ -226,12 +229,12 @@ async fn handle_chat_frames(
                         engine.note_written(principal, &deliveries);
                         replies.extend(deliveries.iter().map(render));
                     }
-                    Err(error) => replies.push(command_error(error)),
+                    Err(error) => replies.push(engine_error_frame(error)),
                 }
             }
             Err(error) => {
                 run_chat_commands(engine, principal, &mut commands, &mut replies).await;
-                replies.push(error_frame(error.code.as_str(), &error.message));
+                replies.push(error_frame(error.code, &error.message));
             }
         }
     }
@@ -253,36 +256,9 @@ async fn run_chat_commands(
         .await
     {
         match result {
-            Ok(Outcome::Message { message, .. }) => replies.push(frame(
-                "ack",
-                json!({"clientMessageId": message.client_message_id, "id": message.id.0, "seq": message.seq}),
-            )),
+            Ok(Outcome::Message { message, .. }) => replies.push(ack_frame(&message)),
             Ok(Outcome::Done) => {}
-            Err(error) => replies.push(command_error(error)),
-        }
-    }
-}
-
-fn command_error(error: EngineError) -> Utf8Bytes {
-    match error {
-        EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => frame(
-            "error",
-            json!({"code": "RATE_LIMITED", "message": "rate limit exceeded", "retryAfter": retry_after_ms}),
-        ),
-        EngineError::Domain(DomainError::EmptyMessage) => {
-            error_frame("EMPTY_MESSAGE", "Message text is empty")
-        }
-        EngineError::Domain(error @ DomainError::MessageTooLarge { .. }) => {
-            error_frame("MESSAGE_TOO_LARGE", &error.to_string())
-        }
-        EngineError::Domain(DomainError::Forbidden) => {
-            error_frame("FORBIDDEN", "not allowed for this credential")
-        }
-        EngineError::Domain(DomainError::NotFound) => error_frame("NOT_FOUND", "not found"),
-        EngineError::Domain(error) => error_frame("INVALID_JSON", &error.to_string()),
-        other => {
-            tracing::error!(error = %other, "managed socket command failed");
-            error_frame("SERVER_ERROR", "the server could not process this; retry")
+            Err(error) => replies.push(engine_error_frame(error)),
         }
     }
 }
@@ -306,9 +282,7 @@ pub async fn notifications_socket(
         let mut subscription = match engine.open_account_feed(&principal) {
             Ok(subscription) => subscription,
             Err(_) => {
-                return refuse(
-                    &mut socket,
-                    "FORBIDDEN",
+                return refuse(&mut socket, ErrorCode::Forbidden,
                     "notifications are for agents and the API key",
                     CloseCode::AuthenticationFailed,
                 )
@@ -327,12 +301,12 @@ pub async fn notifications_socket(
                 biased;
                 _ = shutdown.changed() => {
                     let queued = drain_ready(&mut subscription);
-                    for delivery in &queued {
-                        if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
-                            return;
-                        }
+
+                    if !send_rendered(&mut socket, &engine, &principal, &queued).await {
+
+                        return;
+
                     }
-                    engine.note_written(&principal, &queued);
                     return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
                 _ = &mut heartbeat => {
@@ -345,12 +319,9 @@ pub async fn notifications_socket(
                 }
                 item = next_deliveries(&mut subscription) => match item {
                     Some(FeedItem::Deliveries(deliveries)) => {
-                        for delivery in &deliveries {
-                            if socket.send(WsMessage::Text(render(delivery))).await.is_err() {
-                                return;
-                            }
+                        if !send_rendered(&mut socket, &engine, &principal, &deliveries).await {
+                            return;
                         }
-                        engine.note_written(&principal, &deliveries);
                     }
                     Some(FeedItem::Evicted(_)) => {
                         return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect").await;
@@ -360,11 +331,11 @@ pub async fn notifications_socket(
                 incoming = socket.next() => {
                     let reply = match incoming {
                         Some(Ok(WsMessage::Text(text))) => match decode_managed_frame(text.as_str()) {
-                            Ok(ManagedFrame::Heartbeat) => Some(frame("pong", json!({"ts": engine.clock().now_ms()}))),
-                            Ok(_) => Some(error_frame("UNKNOWN_TYPE", "this socket accepts only heartbeat")),
-                            Err(error) => Some(error_frame(error.code.as_str(), &error.message)),
+                            Ok(ManagedFrame::Heartbeat) => Some(pong_frame(engine.clock().now_ms())),
+                            Ok(_) => Some(error_frame(ErrorCode::UnknownType, "this socket accepts only heartbeat")),
+                            Err(error) => Some(error_frame(error.code, &error.message)),
                         },
-                        Some(Ok(WsMessage::Binary(_))) => Some(error_frame("INVALID_JSON", "binary frames are not accepted")),
+                        Some(Ok(WsMessage::Binary(_))) => Some(error_frame(ErrorCode::InvalidJson, "binary frames are not accepted")),
                         Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
                         _ => return,
                     };

@@ -94,7 +94,11 @@ pub async fn session_socket(
     })
 }
 
-async fn close_with<S>(socket: &mut S, code: CloseCode, reason: &str) -> Result<(), axum::Error>
+pub(super) async fn close_with<S>(
+    socket: &mut S,
+    code: CloseCode,
+    reason: &str,
+) -> Result<(), axum::Error>
 where
     S: Sink<WsMessage, Error = axum::Error> + Unpin,
 {
@@ -155,10 +159,12 @@ pub async fn serve_session_socket<S>(
     // What this visitor missed: after its `lastSeq`, or else after what it was last sent.
     match Box::pin(feed.catch_up()).await {
         Ok(deliveries) => {
-            if send_deliveries(&mut socket, &deliveries).await.is_err() {
+            if send_deliveries(&mut socket, &engine, &principal, &deliveries)
+                .await
+                .is_err()
+            {
                 return;
             }
-            engine.note_written(&principal, &deliveries);
         }
         Err(error) => tracing::warn!(%error, "replay at connect failed"),
     }
@@ -183,9 +189,7 @@ pub async fn serve_session_socket<S>(
             _ = &mut stopping => {
                 // Drain what is already queued, then tell the client to reconnect.
                 let queued = Box::pin(feed.drain()).await;
-                if send_deliveries(&mut socket, &queued).await.is_ok() {
-                    engine.note_written(&principal, &queued);
-                }
+                let _ = send_deliveries(&mut socket, &engine, &principal, &queued).await;
                 break Ending::Close(CloseCode::GoingAway, "server shutting down");
             }
             _ = &mut session_expiry => {
@@ -207,10 +211,9 @@ pub async fn serve_session_socket<S>(
                     let ended = deliveries
                         .iter()
                         .any(|delivery| matches!(delivery.event().kind, EventKind::SessionEnded { .. }));
-                    if send_deliveries(&mut socket, &deliveries).await.is_err() {
+                    if send_deliveries(&mut socket, &engine, &principal, &deliveries).await.is_err() {
                         break Ending::Gone;
                     }
-                    engine.note_written(&principal, &deliveries);
                     if ended {
                         break Ending::Close(CloseCode::Normal, "session ended");
                     }
@@ -300,7 +303,13 @@ where
     socket.flush().await
 }
 
-async fn send_deliveries<S>(socket: &mut S, deliveries: &[Delivery]) -> Result<(), axum::Error>
+/// Sends deliveries as visitor frames and notes them written (cursor, receipts).
+async fn send_deliveries<S>(
+    socket: &mut S,
+    engine: &Engine,
+    principal: &switchboard_core::Principal,
+    deliveries: &[Delivery],
+) -> Result<(), axum::Error>
 where
     S: Sink<WsMessage, Error = axum::Error> + Unpin,
 {
@@ -316,38 +325,18 @@ where
     if any {
         socket.flush().await?;
     }
+    engine.note_written(principal, deliveries);
     Ok(())
 }
 
-fn engine_error_frame(error: EngineError) -> Utf8Bytes {
+/// A session visitor's conversation is the session itself: not finding it means the session
+/// is gone.
+fn session_error_frame(error: EngineError) -> Utf8Bytes {
     match error {
-        EngineError::Domain(DomainError::EmptyMessage) => {
-            error_frame(ErrorCode::EmptyMessage, "Message text is empty")
-        }
-        EngineError::Domain(DomainError::MessageTooLarge { limit_bytes }) => error_frame(
-            ErrorCode::MessageTooLarge,
-            &format!("Message text is larger than {limit_bytes} bytes"),
-        ),
-        EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => {
-            rate_limited_frame(retry_after_ms)
-        }
-        EngineError::Domain(error @ DomainError::InvalidField { .. }) => {
-            error_frame(ErrorCode::InvalidJson, &error.to_string())
-        }
-        EngineError::Domain(DomainError::NotFound | DomainError::SessionOver) => {
+        EngineError::Domain(DomainError::NotFound) => {
             error_frame(ErrorCode::SessionExpired, "Session expired")
         }
-        EngineError::AgentNotFound { .. } => error_frame(
-            ErrorCode::PdpNotFound,
-            "the agent configuration for this session is missing",
-        ),
-        other => {
-            tracing::error!(error = %other, "session command failed");
-            error_frame(
-                ErrorCode::ServerError,
-                "the server could not process this; retry",
-            )
-        }
+        other => engine_error_frame(other),
     }
 }
 
@@ -446,7 +435,7 @@ async fn handle_frames(
                             replies.extend(frames.iter().cloned());
                         }
                     }
-                    Err(error) => replies.push(engine_error_frame(error)),
+                    Err(error) => replies.push(session_error_frame(error)),
                 }
             }
         }
@@ -471,7 +460,7 @@ async fn run_commands(
         match result {
             Ok(Outcome::Message { message, .. }) => replies.push(ack_frame(&message)),
             Ok(Outcome::Done) => {}
-            Err(error) => replies.push(engine_error_frame(error)),
+            Err(error) => replies.push(session_error_frame(error)),
         }
     }
 }
