@@ -178,12 +178,4 @@ impl Event {
             (_, None) => vec![Topic::Account(self.account_id)],
         }
     }
-
-    /// The seq of the message this event carries, if it carries a new one.
-    pub fn message_seq(&self) -> Option<Seq> {
-        match &self.kind {
-            EventKind::MessageCreated(message) => Some(message.seq),
-            _ => None,
-        }
-    }
 }

@@ -98,11 +98,29 @@ impl RateRules {
         integration: RoleLimits::UNLIMITED,
     };
 
-    pub fn for_principal(&self, principal: &Principal) -> &RoleLimits {
+    pub fn for_role(&self, role: LimitRole) -> &RoleLimits {
+        match role {
+            LimitRole::Visitor => &self.visitor,
+            LimitRole::Agent => &self.agent,
+            LimitRole::Integration => &self.integration,
+        }
+    }
+}
+
+/// Which role's limits apply to a principal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitRole {
+    Visitor,
+    Agent,
+    Integration,
+}
+
+impl LimitRole {
+    pub fn of(principal: &Principal) -> LimitRole {
         match principal {
-            Principal::Contact { .. } | Principal::SessionVisitor { .. } => &self.visitor,
-            Principal::Agent { .. } => &self.agent,
-            Principal::Integration { .. } | Principal::Publishable { .. } => &self.integration,
+            Principal::Contact { .. } | Principal::SessionVisitor { .. } => LimitRole::Visitor,
+            Principal::Agent { .. } => LimitRole::Agent,
+            Principal::Integration { .. } | Principal::Publishable { .. } => LimitRole::Integration,
         }
     }
 }

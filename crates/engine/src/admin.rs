@@ -16,6 +16,15 @@ pub struct AgentCreated {
     pub pubsub_token: String,
 }
 
+/// A webhook bot as asked for: what is not given takes the engine's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct NewWebhook {
+    pub url: String,
+    pub secret: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub max_retries: Option<u32>,
+}
+
 /// The account a principal may administer.
 pub(crate) fn administered_account(principal: &Principal) -> Result<AccountId, EngineError> {
     match principal {
@@ -255,6 +264,31 @@ impl Engine {
             }
         }
         Ok(self.store().create_bot(account_id, name, &kind).await?)
+    }
+
+    /// Creates a webhook bot: a secret is generated when none is given, and the timeout
+    /// (0.1–60 s) and retries (at most 10) default to the engine's settings within bounds.
+    pub async fn create_webhook_bot(
+        &self,
+        principal: &Principal,
+        name: &str,
+        webhook: NewWebhook,
+    ) -> Result<Bot, EngineError> {
+        let config = self.config();
+        let settings = switchboard_core::bot::WebhookSettings {
+            url: webhook.url,
+            secret: webhook.secret.unwrap_or_else(|| generate_secret("whsec_")),
+            timeout_ms: webhook
+                .timeout_ms
+                .unwrap_or(config.webhook_timeout.as_millis() as u64)
+                .clamp(100, 60_000),
+            max_retries: webhook
+                .max_retries
+                .unwrap_or(config.webhook_max_retries)
+                .min(10),
+        };
+        self.create_bot(principal, name, BotKind::Webhook(settings))
+            .await
     }
 
     pub async fn list_bots(&self, principal: &Principal) -> Result<Vec<Bot>, EngineError> {

@@ -258,26 +258,6 @@ impl Engine {
         })
     }
 
-    /// The principal an account key (API or publishable) stands for.
-    pub async fn authenticate_key(&self, bearer: Option<&str>) -> Result<Principal, EngineError> {
-        let bearer = bearer
-            .filter(|key| !key.is_empty())
-            .ok_or(EngineError::Unauthenticated)?;
-        let (account, kind) = self
-            .store
-            .account_by_key_hash(&hash_secret(bearer))
-            .await?
-            .ok_or(EngineError::Unauthenticated)?;
-        Ok(match kind {
-            AccountKeyKind::Api => Principal::Integration {
-                account_id: account.id,
-            },
-            AccountKeyKind::Publishable => Principal::Publishable {
-                account_id: account.id,
-            },
-        })
-    }
-
     /// The principal any bearer credential stands for: an account key (API or publishable),
     /// an agent's access token, or a contact's pubsub token.
     pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, EngineError> {
@@ -477,11 +457,6 @@ impl Engine {
             },
             session,
         })
-    }
-
-    /// Whether a session is still usable now (not ended, not expired).
-    pub async fn session_is_live(&self, session_id: &SessionId) -> bool {
-        matches!(self.store.session(session_id).await, Ok(Some(session)) if !session.is_over(self.clock.now_ms()))
     }
 
     // ----- conversations ------------------------------------------------------------------

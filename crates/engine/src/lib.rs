@@ -24,7 +24,7 @@ mod limiter;
 pub mod presence;
 pub mod tickets;
 
-pub use admin::AgentCreated;
+pub use admin::{AgentCreated, NewWebhook};
 pub use bots::webhook_signature;
 pub use clock::Clock;
 pub use config::EngineConfig;

@@ -6,7 +6,7 @@ use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
-use switchboard_core::limits::{Bucket, Rate, RateRules};
+use switchboard_core::limits::{Bucket, LimitRole, Rate, RateRules};
 use switchboard_core::{DomainError, Principal};
 
 /// governor's clock, read from tokio's so paused time moves it.
@@ -90,7 +90,6 @@ fn limiter(rate: Option<Rate>) -> Option<Keyed> {
 }
 
 pub struct Limiter {
-    rules: RateRules,
     visitor: RoleLimiters,
     agent: RoleLimiters,
     integration: RoleLimiters,
@@ -98,27 +97,28 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(rules: RateRules) -> Limiter {
-        let role = |limits: switchboard_core::limits::RoleLimits| RoleLimiters {
-            messages: limiter(limits.messages),
-            typing: limiter(limits.typing),
-            all: limiter(limits.all),
+        let role = |role: LimitRole| {
+            let limits = rules.for_role(role);
+            RoleLimiters {
+                messages: limiter(limits.messages),
+                typing: limiter(limits.typing),
+                all: limiter(limits.all),
+            }
         };
         Limiter {
-            rules,
-            visitor: role(rules.visitor),
-            agent: role(rules.agent),
-            integration: role(rules.integration),
+            visitor: role(LimitRole::Visitor),
+            agent: role(LimitRole::Agent),
+            integration: role(LimitRole::Integration),
         }
     }
 
     /// Counts one event of `bucket` (and of the all-events bucket) for `principal`, or says how
     /// long to wait.
     pub fn check(&self, principal: &Principal, bucket: Option<Bucket>) -> Result<(), DomainError> {
-        let _ = self.rules;
-        let role = match principal {
-            Principal::Contact { .. } | Principal::SessionVisitor { .. } => &self.visitor,
-            Principal::Agent { .. } => &self.agent,
-            Principal::Integration { .. } | Principal::Publishable { .. } => &self.integration,
+        let role = match LimitRole::of(principal) {
+            LimitRole::Visitor => &self.visitor,
+            LimitRole::Agent => &self.agent,
+            LimitRole::Integration => &self.integration,
         };
         let key = key_of(principal);
         let specific = match bucket {

@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use switchboard_core::bot::{BotKind, ScriptedRules, WebhookSettings};
+use switchboard_core::bot::{BotKind, ScriptedRules};
 use switchboard_core::{ContactDetails, DomainError, Principal, SessionId};
-use switchboard_engine::{generate_secret, Engine, EngineError};
+use switchboard_engine::{Engine, EngineError, NewWebhook};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -190,10 +190,6 @@ pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principa
     Ok(state.engine.authenticate(bearer(headers)).await?)
 }
 
-async fn key_principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    principal(state, headers).await
-}
-
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
@@ -236,7 +232,7 @@ async fn start_session(
     headers: HeaderMap,
     JsonBody(body): JsonBody<StartSession>,
 ) -> Result<Response, ApiError> {
-    let principal = key_principal(&state, &headers).await?;
+    let principal = principal(&state, &headers).await?;
     let visitor = body.visitor.unwrap_or_default();
     let started = state
         .engine
@@ -270,7 +266,7 @@ async fn end_session(
     headers: HeaderMap,
     Path(session_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let principal = key_principal(&state, &headers).await?;
+    let principal = principal(&state, &headers).await?;
     let ended = state
         .engine
         .end_session(&principal, &SessionId(session_id))
@@ -301,28 +297,34 @@ async fn create_bot(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateBot>,
 ) -> Result<Response, ApiError> {
-    let principal = key_principal(&state, &headers).await?;
-    let config = state.engine.config();
-    let kind = match body.kind.as_str() {
-        "scripted" => BotKind::Scripted(Box::new(body.rules.unwrap_or_default())),
-        "webhook" => BotKind::Webhook(WebhookSettings {
-            url: body.url.ok_or_else(|| {
+    let principal = principal(&state, &headers).await?;
+    let bot = match body.kind.as_str() {
+        "scripted" => {
+            let rules = Box::new(body.rules.unwrap_or_default());
+            state
+                .engine
+                .create_bot(&principal, &body.name, BotKind::Scripted(rules))
+                .await?
+        }
+        "webhook" => {
+            let url = body.url.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "INVALID_REQUEST",
                     "a webhook bot needs a url",
                 )
-            })?,
-            secret: body.secret.unwrap_or_else(|| generate_secret("whsec_")),
-            timeout_ms: body
-                .timeout_ms
-                .unwrap_or(config.webhook_timeout.as_millis() as u64)
-                .clamp(100, 60_000),
-            max_retries: body
-                .max_retries
-                .unwrap_or(config.webhook_max_retries)
-                .min(10),
-        }),
+            })?;
+            let webhook = NewWebhook {
+                url,
+                secret: body.secret,
+                timeout_ms: body.timeout_ms,
+                max_retries: body.max_retries,
+            };
+            state
+                .engine
+                .create_webhook_bot(&principal, &body.name, webhook)
+                .await?
+        }
         _ => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -331,10 +333,6 @@ async fn create_bot(
             ))
         }
     };
-    let bot = state
-        .engine
-        .create_bot(&principal, &body.name, kind)
-        .await?;
     let mut answer = json!({"id": bot.id.0, "name": bot.name, "kind": bot.kind.kind_str()});
     if let BotKind::Webhook(settings) = &bot.kind {
         answer["url"] = json!(settings.url);
