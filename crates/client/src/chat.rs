@@ -2,7 +2,7 @@
 //! from `POST /api/v1/ws/ticket` on every connect (seed 003's managed sockets).
 
 use crate::backoff::Backoff;
-use crate::connection::{Dialect, Handle, Incoming, Lifecycle};
+use crate::connection::{Dialect, Incoming, Lifecycle, ManagedSocket};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -149,7 +149,7 @@ impl Dialect for ChatDialect {
 /// A handle on a managed conversation socket; cheap to clone.
 #[derive(Clone)]
 pub struct ChatClient {
-    handle: Handle,
+    socket: ManagedSocket,
 }
 
 impl ChatClient {
@@ -161,48 +161,21 @@ impl ChatClient {
             config,
             http: reqwest::Client::new(),
         };
-        let (handle, events) = Handle::start(dialect, backoff, heartbeat_every);
-        (ChatClient { handle }, events)
-    }
-
-    /// Queues a public reply; sent now or on reconnect, until acknowledged. Returns its client
-    /// message id.
-    pub fn send_text(&self, text: &str) -> String {
-        self.handle.send_text(text)
-    }
-
-    pub fn send_text_with_id(&self, text: &str, client_message_id: &str) {
-        self.handle.send_text_with_id(text, client_message_id)
+        let (socket, events) = ManagedSocket::start(dialect, backoff, heartbeat_every);
+        (ChatClient { socket }, events)
     }
 
     pub fn typing(&self, is_typing: bool, private: bool) {
-        self.handle.frame(
+        self.socket.frame(
             json!({"type": "typing", "payload": {"isTyping": is_typing, "isPrivate": private}}),
         );
     }
+}
 
-    pub fn read(&self, seq: i64) {
-        self.handle
-            .frame(json!({"type": "read", "payload": {"seq": seq}}));
-    }
+impl std::ops::Deref for ChatClient {
+    type Target = ManagedSocket;
 
-    pub fn drop_connection(&self) {
-        self.handle.drop_connection()
-    }
-
-    pub fn close(&self) {
-        self.handle.close()
-    }
-
-    pub fn pending(&self) -> usize {
-        self.handle.pending()
-    }
-
-    pub fn last_seq(&self) -> i64 {
-        self.handle.last_seq()
-    }
-
-    pub fn duplicates_dropped(&self) -> u64 {
-        self.handle.duplicates_dropped()
+    fn deref(&self) -> &ManagedSocket {
+        &self.socket
     }
 }

@@ -100,21 +100,22 @@ pub(crate) struct Shared {
     duplicates_dropped: u64,
 }
 
-/// The caller's handle on a managed socket; cheap to clone.
+/// What every managed socket offers its caller, whatever its kind (`SessionClient` and
+/// `ChatClient` dereference to it); cheap to clone.
 #[derive(Clone)]
-pub(crate) struct Handle {
+pub struct ManagedSocket {
     commands: mpsc::UnboundedSender<ClientCommand>,
     shared: Arc<Mutex<Shared>>,
     next_id: Arc<AtomicU64>,
     id_prefix: Arc<str>,
 }
 
-impl Handle {
+impl ManagedSocket {
     pub(crate) fn start<D: Dialect>(
         dialect: D,
         backoff: Backoff,
         heartbeat_every: Duration,
-    ) -> (Handle, mpsc::UnboundedReceiver<D::Event>) {
+    ) -> (ManagedSocket, mpsc::UnboundedReceiver<D::Event>) {
         let (commands, commands_in) = mpsc::unbounded_channel();
         let (events, events_out) = mpsc::unbounded_channel();
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -130,7 +131,7 @@ impl Handle {
             shared.clone(),
         ));
         (
-            Handle {
+            ManagedSocket {
                 commands,
                 shared,
                 next_id: Arc::new(AtomicU64::new(1)),
@@ -140,7 +141,9 @@ impl Handle {
         )
     }
 
-    pub(crate) fn send_text(&self, text: &str) -> String {
+    /// Queues a message; it is sent now if connected, else on reconnect, until acknowledged.
+    /// Returns its client message id.
+    pub fn send_text(&self, text: &str) -> String {
         let id = format!(
             "rc-{}-{}",
             self.id_prefix,
@@ -150,7 +153,8 @@ impl Handle {
         id
     }
 
-    pub(crate) fn send_text_with_id(&self, text: &str, client_message_id: &str) {
+    /// Queues a message under a client message id of the caller's choosing.
+    pub fn send_text_with_id(&self, text: &str, client_message_id: &str) {
         self.shared
             .lock()
             .expect("client state poisoned")
@@ -166,15 +170,23 @@ impl Handle {
         let _ = self.commands.send(ClientCommand::Frame(frame));
     }
 
-    pub(crate) fn drop_connection(&self) {
+    /// Marks the conversation read up to `seq`.
+    pub fn read(&self, seq: i64) {
+        self.frame(json!({"type": "read", "payload": {"seq": seq}}));
+    }
+
+    /// Cuts the current connection as a network failure would; the client reconnects.
+    pub fn drop_connection(&self) {
         let _ = self.commands.send(ClientCommand::DropConnection);
     }
 
-    pub(crate) fn close(&self) {
+    /// Closes for good.
+    pub fn close(&self) {
         let _ = self.commands.send(ClientCommand::Close);
     }
 
-    pub(crate) fn pending(&self) -> usize {
+    /// Messages not yet acknowledged.
+    pub fn pending(&self) -> usize {
         self.shared
             .lock()
             .expect("client state poisoned")
@@ -182,11 +194,13 @@ impl Handle {
             .len()
     }
 
-    pub(crate) fn last_seq(&self) -> i64 {
+    /// The newest message seq received.
+    pub fn last_seq(&self) -> i64 {
         self.shared.lock().expect("client state poisoned").last_seq
     }
 
-    pub(crate) fn duplicates_dropped(&self) -> u64 {
+    /// Messages the server sent more than once, which the client dropped (should stay 0).
+    pub fn duplicates_dropped(&self) -> u64 {
         self.shared
             .lock()
             .expect("client state poisoned")

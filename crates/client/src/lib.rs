@@ -29,4 +29,5 @@ mod session;
 
 pub use backoff::Backoff;
 pub use chat::{ChatClient, ChatConfig, ChatEvent};
+pub use connection::ManagedSocket;
 pub use session::{AgentResponse, SessionClient, SessionConfig, SessionEvent};

@@ -1,7 +1,7 @@
 //! The visitor's demo-session client (`/ws/session/:id`, seed 002).
 
 use crate::backoff::Backoff;
-use crate::connection::{Dialect, Handle, Incoming, Lifecycle};
+use crate::connection::{Dialect, Incoming, Lifecycle, ManagedSocket};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -159,7 +159,7 @@ impl Dialect for SessionDialect {
 /// A handle on a managed demo-session socket; cheap to clone.
 #[derive(Clone)]
 pub struct SessionClient {
-    handle: Handle,
+    socket: ManagedSocket,
 }
 
 impl SessionClient {
@@ -168,53 +168,21 @@ impl SessionClient {
         config: SessionConfig,
     ) -> (SessionClient, mpsc::UnboundedReceiver<SessionEvent>) {
         let (backoff, heartbeat_every) = (config.backoff, config.heartbeat_every);
-        let (handle, events) = Handle::start(SessionDialect { config }, backoff, heartbeat_every);
-        (SessionClient { handle }, events)
-    }
-
-    /// Queues a message; it is sent now if connected, else on reconnect, until acknowledged.
-    /// Returns its client message id.
-    pub fn send_text(&self, text: &str) -> String {
-        self.handle.send_text(text)
-    }
-
-    /// Queues a message under a client message id of the caller's choosing.
-    pub fn send_text_with_id(&self, text: &str, client_message_id: &str) {
-        self.handle.send_text_with_id(text, client_message_id)
+        let (socket, events) =
+            ManagedSocket::start(SessionDialect { config }, backoff, heartbeat_every);
+        (SessionClient { socket }, events)
     }
 
     pub fn typing(&self, is_typing: bool) {
-        self.handle
+        self.socket
             .frame(json!({"type": "typing", "payload": {"isTyping": is_typing}}));
     }
+}
 
-    pub fn read(&self, seq: i64) {
-        self.handle
-            .frame(json!({"type": "read", "payload": {"seq": seq}}));
-    }
+impl std::ops::Deref for SessionClient {
+    type Target = ManagedSocket;
 
-    /// Cuts the current connection as a network failure would; the client reconnects.
-    pub fn drop_connection(&self) {
-        self.handle.drop_connection()
-    }
-
-    /// Closes for good.
-    pub fn close(&self) {
-        self.handle.close()
-    }
-
-    /// Messages not yet acknowledged.
-    pub fn pending(&self) -> usize {
-        self.handle.pending()
-    }
-
-    /// The newest reply seq received.
-    pub fn last_seq(&self) -> i64 {
-        self.handle.last_seq()
-    }
-
-    /// Replies the server sent more than once, which the client dropped (should stay 0).
-    pub fn duplicates_dropped(&self) -> u64 {
-        self.handle.duplicates_dropped()
+    fn deref(&self) -> &ManagedSocket {
+        &self.socket
     }
 }

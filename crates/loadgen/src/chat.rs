@@ -41,16 +41,13 @@ pub async fn run(options: ChatOptions) -> Value {
     eprintln!("chat: opening {} conversations …", options.conversations);
     let mut pairs = Vec::new();
     for _ in 0..options.conversations {
-        let session: Value = http
-            .post(format!("http://{base}/api/v1/session"))
-            .bearer_auth(demo["publishableKey"].as_str().unwrap())
-            .json(&json!({"agentId": "demo"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let session = crate::start_session(
+            &http,
+            &base,
+            demo["publishableKey"].as_str().unwrap(),
+            "demo",
+        )
+        .await;
         let conversation_id = session["conversationId"].as_i64().unwrap();
         // The agent takes the conversation, so the bot stays out of it.
         http.post(format!(
@@ -61,26 +58,14 @@ pub async fn run(options: ChatOptions) -> Value {
         .send()
         .await
         .unwrap();
-        let ticket: Value = http
-            .post(format!("http://{base}/api/v1/ws/ticket"))
-            .bearer_auth(&agent_token)
-            .send()
+        let ticket = crate::ticket(&http, &base, &agent_token).await;
+        let visitor = crate::ws_connect(crate::session_url(&base, &session))
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let visitor = crate::ws_connect(format!(
-            "ws://{base}/ws/session/{}?token={}",
-            session["sessionId"].as_str().unwrap(),
-            session["token"].as_str().unwrap()
-        ))
-        .await
-        .unwrap()
-        .0;
+            .0;
         let agent = crate::ws_connect(format!(
             "ws://{base}/ws/chat/{conversation_id}?ticket={}",
-            ticket["ticket"].as_str().unwrap()
+            ticket
         ))
         .await
         .unwrap()

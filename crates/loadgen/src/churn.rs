@@ -21,26 +21,11 @@ pub async fn run(options: ChurnOptions) -> Value {
     let server = ServerProcess::start(UNLIMITED).await;
     let (base, demo) = (server.base.clone(), server.demo.clone());
     let http = reqwest::Client::new();
-    let new_session = || async {
-        let session: Value = http
-            .post(format!("http://{base}/api/v1/session"))
-            .bearer_auth(demo["publishableKey"].as_str().unwrap())
-            .json(&json!({"agentId": "demo"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        session
-    };
+    let key = demo["publishableKey"].as_str().unwrap();
+    let new_session = || crate::start_session(&http, &base, key, "demo");
     // Steady watchers: tabs of one session that an agent writes into.
     let session = new_session().await;
-    let url = format!(
-        "ws://{base}/ws/session/{}?token={}",
-        session["sessionId"].as_str().unwrap(),
-        session["token"].as_str().unwrap()
-    );
+    let url = crate::session_url(&base, &session);
     let epoch = Instant::now();
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let total = options.rate * options.seconds;
@@ -82,19 +67,10 @@ pub async fn run(options: ChurnOptions) -> Value {
     for _ in 0..64 {
         churn_sessions.push(new_session().await);
     }
-    let ticket: Value = http
-        .post(format!("http://{base}/api/v1/ws/ticket"))
-        .bearer_auth(demo["agent"]["accessToken"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket = crate::ticket(&http, &base, demo["agent"]["accessToken"].as_str().unwrap()).await;
     let (mut publisher, _) = crate::ws_connect(format!(
         "ws://{base}/ws/chat/{}?ticket={}",
-        session["conversationId"],
-        ticket["ticket"].as_str().unwrap()
+        session["conversationId"], ticket
     ))
     .await
     .unwrap();

@@ -130,38 +130,23 @@ async fn switchboard(options: &FanoutOptions) -> Value {
     let server = ServerProcess::start(&format!("outbound_queue = 65536\n{UNLIMITED}")).await;
     let (base, demo) = (server.base.clone(), server.demo.clone());
     let http = reqwest::Client::new();
-    let session: Value = http
-        .post(format!("http://{base}/api/v1/session"))
-        .bearer_auth(demo["publishableKey"].as_str().unwrap())
-        .json(&json!({"agentId": "demo"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!(
-        "ws://{base}/ws/session/{}?token={}",
-        session["sessionId"].as_str().unwrap(),
-        session["token"].as_str().unwrap()
-    );
+    let session = crate::start_session(
+        &http,
+        &base,
+        demo["publishableKey"].as_str().unwrap(),
+        "demo",
+    )
+    .await;
+    let url = crate::session_url(&base, &session);
     let mut receivers = Vec::new();
     for _ in 0..options.receivers {
         receivers.push(crate::ws_connect(&url).await.unwrap().0);
     }
-    let ticket: Value = http
-        .post(format!("http://{base}/api/v1/ws/ticket"))
-        .bearer_auth(demo["agent"]["accessToken"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket = crate::ticket(&http, &base, demo["agent"]["accessToken"].as_str().unwrap()).await;
     let conversation_id = session["conversationId"].as_i64().unwrap();
     let publisher = crate::ws_connect(format!(
         "ws://{base}/ws/chat/{conversation_id}?ticket={}",
-        ticket["ticket"].as_str().unwrap()
+        ticket
     ))
     .await
     .unwrap()

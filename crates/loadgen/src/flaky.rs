@@ -40,16 +40,8 @@ pub async fn run(options: FlakyOptions) -> Value {
     let catch_up_latencies = Arc::new(Mutex::new(Vec::new()));
     let mut visitors = Vec::new();
     for _ in 0..options.visitors {
-        let session: Value = http
-            .post(format!("http://{host}/api/v1/session"))
-            .bearer_auth(&demo.account.publishable_key)
-            .json(&json!({"agentId": "demo"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let session =
+            crate::start_session(&http, &host, &demo.account.publishable_key, "demo").await;
         let mut config = SessionConfig::new(
             &host,
             session["sessionId"].as_str().unwrap(),

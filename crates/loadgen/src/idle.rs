@@ -27,16 +27,7 @@ pub async fn run(connections: usize) -> Value {
     // Sessions first (HTTP), so the memory measured is the sockets'.
     let mut sessions = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let session: Value = http
-            .post(format!("http://{base}/api/v1/session"))
-            .bearer_auth(&key)
-            .json(&json!({"agentId": "demo"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let session = crate::start_session(&http, &base, &key, "demo").await;
         sessions.push(session);
     }
     drop(http);
@@ -49,11 +40,7 @@ pub async fn run(connections: usize) -> Value {
         let socket = TcpSocket::new_v4().unwrap();
         socket.bind(source.parse().unwrap()).unwrap();
         let stream = socket.connect(base.parse().unwrap()).await.unwrap();
-        let url = format!(
-            "ws://{base}/ws/session/{}?token={}",
-            session["sessionId"].as_str().unwrap(),
-            session["token"].as_str().unwrap()
-        );
+        let url = crate::session_url(&base, session);
         let (ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
         sockets.push(ws);
         if (index + 1) % 2_000 == 0 {

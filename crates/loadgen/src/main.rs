@@ -142,6 +142,47 @@ where
     tokio_tungstenite::connect_async_with_config(request, Some(config), false).await
 }
 
+/// Starts a demo session with bot `agent`, authorised by `key`; the server's answer.
+pub(crate) async fn start_session(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    agent: &str,
+) -> Value {
+    http.post(format!("http://{base}/api/v1/session"))
+        .bearer_auth(key)
+        .json(&json!({"agentId": agent}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The socket URL of a session answer.
+pub(crate) fn session_url(base: &str, session: &Value) -> String {
+    format!(
+        "ws://{base}/ws/session/{}?token={}",
+        session["sessionId"].as_str().unwrap(),
+        session["token"].as_str().unwrap()
+    )
+}
+
+/// A WebSocket ticket for `token`.
+pub(crate) async fn ticket(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let answer: Value = http
+        .post(format!("http://{base}/api/v1/ws/ticket"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["ticket"].as_str().unwrap().to_string()
+}
+
 pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -222,21 +263,9 @@ async fn socket_phase(durability: Durability, sessions: usize, messages: usize) 
     let http = reqwest::Client::new();
     let mut sockets = Vec::new();
     for _ in 0..sessions {
-        let session: Value = http
-            .post(format!("http://{base}/api/v1/session"))
-            .bearer_auth(&demo.account.publishable_key)
-            .json(&json!({"agentId": silent.name}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let url = format!(
-            "ws://{base}/ws/session/{}?token={}",
-            session["sessionId"].as_str().unwrap(),
-            session["token"].as_str().unwrap()
-        );
+        let session =
+            crate::start_session(&http, &base, &demo.account.publishable_key, &silent.name).await;
+        let url = session_url(&base, &session);
         let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         sockets.push(socket);
     }

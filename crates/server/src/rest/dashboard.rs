@@ -192,14 +192,22 @@ async fn typing(
     Ok(Json(json!({"isTyping": body.is_typing})))
 }
 
-async fn conversation_after(
+/// Runs one command on conversation `id` and answers with the conversation after it.
+async fn change_conversation(
     state: &AppState,
-    principal: &Principal,
+    headers: &HeaderMap,
     id: i64,
+    command: impl FnOnce(ConversationId) -> Command,
 ) -> Result<Json<Value>, ApiError> {
+    let principal = principal(state, headers).await?;
+    let conversation_id = ConversationId(id);
+    state
+        .engine
+        .execute(&principal, command(conversation_id))
+        .await?;
     let conversation = state
         .engine
-        .get_conversation(principal, ConversationId(id))
+        .get_conversation(&principal, conversation_id)
         .await?;
     Ok(Json(json::conversation(&conversation)))
 }
@@ -216,18 +224,11 @@ async fn assign(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<Assign>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = principal(&state, &headers).await?;
-    state
-        .engine
-        .execute(
-            &principal,
-            Command::Assign {
-                conversation_id: ConversationId(id),
-                assignee_id: body.assignee_id.map(AgentId),
-            },
-        )
-        .await?;
-    conversation_after(&state, &principal, id).await
+    change_conversation(&state, &headers, id, |conversation_id| Command::Assign {
+        conversation_id,
+        assignee_id: body.assignee_id.map(AgentId),
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -242,20 +243,13 @@ async fn set_status(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<SetStatus>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = principal(&state, &headers).await?;
     let status = ConversationStatus::parse(&body.status)
         .ok_or_else(|| bad_request("status must be open, pending, snoozed or resolved"))?;
-    state
-        .engine
-        .execute(
-            &principal,
-            Command::SetStatus {
-                conversation_id: ConversationId(id),
-                status,
-            },
-        )
-        .await?;
-    conversation_after(&state, &principal, id).await
+    change_conversation(&state, &headers, id, |conversation_id| Command::SetStatus {
+        conversation_id,
+        status,
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -270,18 +264,11 @@ async fn set_team(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<SetTeam>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = principal(&state, &headers).await?;
-    state
-        .engine
-        .execute(
-            &principal,
-            Command::SetTeam {
-                conversation_id: ConversationId(id),
-                team_id: body.team_id.map(TeamId),
-            },
-        )
-        .await?;
-    conversation_after(&state, &principal, id).await
+    change_conversation(&state, &headers, id, |conversation_id| Command::SetTeam {
+        conversation_id,
+        team_id: body.team_id.map(TeamId),
+    })
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -297,7 +284,6 @@ async fn mark_read(
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = principal(&state, &headers).await?;
     // The body is optional: without one, everything up to the newest message is read.
     let body: MarkRead = if body.iter().all(u8::is_ascii_whitespace) {
         MarkRead::default()
@@ -307,17 +293,11 @@ async fn mark_read(
         })?
     };
     let seq = body.seq.unwrap_or(i64::MAX);
-    state
-        .engine
-        .execute(
-            &principal,
-            Command::MarkRead {
-                conversation_id: ConversationId(id),
-                seq,
-            },
-        )
-        .await?;
-    conversation_after(&state, &principal, id).await
+    change_conversation(&state, &headers, id, |conversation_id| Command::MarkRead {
+        conversation_id,
+        seq,
+    })
+    .await
 }
 
 async fn get_contact(
