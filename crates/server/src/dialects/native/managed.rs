@@ -3,10 +3,9 @@
 //! `{type, payload}` with each event's canonical name as `type`.
 
 use super::frames::{
-    ack_frame, decode_managed_frame, engine_error_frame, error_frame, pong_frame, ErrorCode,
-    ManagedFrame,
+    decode_managed_frame, engine_error_frame, error_frame, pong_frame, ErrorCode, ManagedFrame,
 };
-use super::session::{close_with, next_message, CloseCode, MAX_FRAMES_PER_TURN};
+use super::session::{close_with, next_message, run_commands, CloseCode, MAX_FRAMES_PER_TURN};
 use crate::dialects::NATIVE_MANAGED_SLOT;
 use crate::json;
 use crate::rest::AppState;
@@ -18,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_core::{ConversationId, DomainError, Principal, Seq};
 use switchboard_engine::feed::{drain_ready, next_deliveries};
-use switchboard_engine::{Delivery, Engine, EngineError, FeedItem, Outcome, TicketRefusal};
+use switchboard_engine::{Delivery, Engine, EngineError, FeedItem, TicketRefusal};
 use tokio::time::{sleep_until, Instant};
 
 fn render(delivery: &Delivery) -> Utf8Bytes {
@@ -219,11 +218,25 @@ async fn handle_chat_frames(
                 commands.push(command.into_command(conversation_id))
             }
             Ok(ManagedFrame::Heartbeat) => {
-                run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+                run_commands(
+                    engine,
+                    principal,
+                    &mut commands,
+                    &mut replies,
+                    engine_error_frame,
+                )
+                .await;
                 replies.push(pong_frame(engine.clock().now_ms()));
             }
             Ok(ManagedFrame::Resume { last_seq }) => {
-                run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+                run_commands(
+                    engine,
+                    principal,
+                    &mut commands,
+                    &mut replies,
+                    engine_error_frame,
+                )
+                .await;
                 match feed.replay_after(last_seq).await {
                     Ok(deliveries) => {
                         engine.note_written(principal, &deliveries);
@@ -233,34 +246,27 @@ async fn handle_chat_frames(
                 }
             }
             Err(error) => {
-                run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+                run_commands(
+                    engine,
+                    principal,
+                    &mut commands,
+                    &mut replies,
+                    engine_error_frame,
+                )
+                .await;
                 replies.push(error_frame(error.code, &error.message));
             }
         }
     }
-    run_chat_commands(engine, principal, &mut commands, &mut replies).await;
+    run_commands(
+        engine,
+        principal,
+        &mut commands,
+        &mut replies,
+        engine_error_frame,
+    )
+    .await;
     replies
-}
-
-async fn run_chat_commands(
-    engine: &Engine,
-    principal: &Principal,
-    commands: &mut Vec<switchboard_core::Command>,
-    replies: &mut Vec<Utf8Bytes>,
-) {
-    if commands.is_empty() {
-        return;
-    }
-    for result in engine
-        .execute_many(principal, std::mem::take(commands))
-        .await
-    {
-        match result {
-            Ok(Outcome::Message { message, .. }) => replies.push(ack_frame(&message)),
-            Ok(Outcome::Done) => {}
-            Err(error) => replies.push(engine_error_frame(error)),
-        }
-    }
 }
 
 /// `GET /ws/notifications?ticket=...`: an agent's notifications and the account's events.

@@ -422,11 +422,25 @@ async fn handle_frames(
         match action_of(engine, conversation_id, text.as_str()) {
             Action::Command(command) => commands.push(command),
             Action::Reply(frames) => {
-                run_commands(engine, principal, &mut commands, &mut replies).await;
+                run_commands(
+                    engine,
+                    principal,
+                    &mut commands,
+                    &mut replies,
+                    session_error_frame,
+                )
+                .await;
                 replies.extend(frames);
             }
             Action::Resume(last_seq) => {
-                run_commands(engine, principal, &mut commands, &mut replies).await;
+                run_commands(
+                    engine,
+                    principal,
+                    &mut commands,
+                    &mut replies,
+                    session_error_frame,
+                )
+                .await;
                 match feed.replay_after(last_seq).await {
                     Ok(deliveries) => {
                         engine.note_written(principal, &deliveries);
@@ -440,15 +454,25 @@ async fn handle_frames(
             }
         }
     }
-    run_commands(engine, principal, &mut commands, &mut replies).await;
+    run_commands(
+        engine,
+        principal,
+        &mut commands,
+        &mut replies,
+        session_error_frame,
+    )
+    .await;
     replies
 }
 
-async fn run_commands(
+/// Runs the gathered commands together and appends their answers (an `ack` per stored
+/// message, an error frame made by `refusal_frame` per refusal), in order.
+pub(super) async fn run_commands(
     engine: &Engine,
     principal: &switchboard_core::Principal,
     commands: &mut Vec<Command>,
     replies: &mut Vec<Utf8Bytes>,
+    refusal_frame: fn(EngineError) -> Utf8Bytes,
 ) {
     if commands.is_empty() {
         return;
@@ -460,7 +484,7 @@ async fn run_commands(
         match result {
             Ok(Outcome::Message { message, .. }) => replies.push(ack_frame(&message)),
             Ok(Outcome::Done) => {}
-            Err(error) => replies.push(session_error_frame(error)),
+            Err(error) => replies.push(refusal_frame(error)),
         }
     }
 }
