@@ -6,7 +6,7 @@
 //! gap the live stream shows (a bus event reordered or lost).
 
 use crate::engine::Engine;
-use crate::hub::{Delivery, Eviction, Subscription};
+use crate::hub::{Delivery, Eviction, Received, Subscription};
 use crate::EngineError;
 use std::sync::Arc;
 use switchboard_core::delivery::{Admission, SeqCursor};
@@ -87,30 +87,30 @@ impl Feed {
     }
 
     /// Waits for the next events and returns them ready to send (gaps filled, duplicates
-    /// dropped); `None` when the engine has stopped.
-    pub async fn next(&mut self) -> Option<FeedItem> {
+    /// dropped).
+    pub async fn next(&mut self) -> FeedItem {
         loop {
-            let delivery = tokio::select! {
-                biased;
-                changed = self.subscription.evicted.changed() => {
-                    if changed.is_ok() {
-                        if let Some(eviction) = *self.subscription.evicted.borrow() {
-                            return Some(FeedItem::Evicted(eviction));
-                        }
-                    }
-                    continue;
-                }
-                delivery = self.subscription.deliveries.recv() => delivery?,
+            let queued = match self.subscription.recv().await {
+                Received::Deliveries(queued) => queued,
+                Received::Evicted(eviction) => return FeedItem::Evicted(eviction),
             };
-            match self.admit(delivery).await {
-                Ok(deliveries) if deliveries.is_empty() => continue,
-                Ok(deliveries) => return Some(FeedItem::Deliveries(deliveries)),
-                Err(error) => {
-                    tracing::warn!(%error, "could not fill a gap in a conversation feed");
-                    continue;
-                }
+            let ready = self.admit_all(queued).await;
+            if !ready.is_empty() {
+                return FeedItem::Deliveries(ready);
             }
         }
+    }
+
+    /// Admits queued deliveries in order: duplicates dropped, gaps filled from the store.
+    async fn admit_all(&mut self, queued: Vec<Delivery>) -> Vec<Delivery> {
+        let mut ready = Vec::with_capacity(queued.len());
+        for delivery in queued {
+            match self.admit(delivery).await {
+                Ok(deliveries) => ready.extend(deliveries),
+                Err(error) => tracing::warn!(%error, "could not fill a gap in a conversation feed"),
+            }
+        }
+        ready
     }
 
     /// Moves the cursor over `messages` and keeps those this principal may see (a visitor's
@@ -136,14 +136,10 @@ impl Feed {
     /// Whatever is already queued for this connection, ready to send, without waiting: what a
     /// graceful shutdown flushes before it says goodbye.
     pub async fn drain(&mut self) -> Vec<Delivery> {
-        let mut ready = Vec::new();
-        while let Ok(delivery) = self.subscription.deliveries.try_recv() {
-            match self.admit(delivery).await {
-                Ok(deliveries) => ready.extend(deliveries),
-                Err(error) => tracing::warn!(%error, "could not fill a gap while draining"),
-            }
+        match self.subscription.try_recv() {
+            Some(Received::Deliveries(queued)) => self.admit_all(queued).await,
+            _ => Vec::new(),
         }
-        ready
     }
 
     async fn admit(&mut self, delivery: Delivery) -> Result<Vec<Delivery>, EngineError> {
@@ -159,15 +155,14 @@ impl Feed {
             }
             Admission::Gap { after, before } => {
                 let mut deliveries = Vec::new();
-                let missing = self
-                    .engine
-                    .page_after(
-                        &self.principal,
-                        self.conversation_id,
-                        after,
-                        (before - after - 1) as u32,
-                    )
-                    .await?;
+                // Boxed: a rare store read, kept out of every idle connection's waiting state.
+                let missing = Box::pin(self.engine.page_after(
+                    &self.principal,
+                    self.conversation_id,
+                    after,
+                    (before - after - 1) as u32,
+                ))
+                .await?;
                 let missing = missing.into_iter().filter(|message| message.seq < before);
                 self.push_visible(missing, &mut deliveries);
                 self.cursor.sent(seq);
@@ -190,21 +185,16 @@ pub(crate) fn message_event(message: switchboard_core::Message) -> Arc<Event> {
 
 /// Whatever is already queued on a subscription that needs no cursor, without waiting.
 pub fn drain_ready(subscription: &mut Subscription) -> Vec<Delivery> {
-    let mut ready = Vec::new();
-    while let Ok(delivery) = subscription.deliveries.try_recv() {
-        ready.push(delivery);
+    match subscription.try_recv() {
+        Some(Received::Deliveries(queued)) => queued,
+        _ => Vec::new(),
     }
-    ready
 }
 
 /// Waits for the next deliveries of a subscription that needs no cursor (an account feed).
-pub async fn next_deliveries(subscription: &mut Subscription) -> Option<FeedItem> {
-    tokio::select! {
-        biased;
-        changed = subscription.evicted.changed() => match changed {
-            Ok(()) => subscription.evicted.borrow().map(FeedItem::Evicted),
-            Err(_) => None,
-        },
-        delivery = subscription.deliveries.recv() => delivery.map(|delivery| FeedItem::Deliveries(vec![delivery])),
+pub async fn next_deliveries(subscription: &mut Subscription) -> FeedItem {
+    match subscription.recv().await {
+        Received::Deliveries(queued) => FeedItem::Deliveries(queued),
+        Received::Evicted(eviction) => FeedItem::Evicted(eviction),
     }
 }

@@ -6,12 +6,12 @@
 //! off (it can resume later), and no one else waits for it.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use switchboard_core::policy::{may_receive, InboxAccess};
 use switchboard_core::{Event, Principal, Topic};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::Notify;
 
 /// How many dialect renderings one delivery can cache.
 pub const RENDER_SLOTS: usize = 8;
@@ -26,6 +26,12 @@ struct DeliveryInner {
     /// Set by the first recipient that turns the message's receipt to `delivered`, so the
     /// others need no lock to know it is done.
     receipt_claimed: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Delivery").field(&self.0.event).finish()
+    }
 }
 
 impl Delivery {
@@ -74,17 +80,91 @@ pub enum Eviction {
 struct Subscriber {
     id: u64,
     principal: Principal,
-    queue: mpsc::Sender<Delivery>,
-    evict: Arc<watch::Sender<Option<Eviction>>>,
+    queue: Arc<Queue>,
+}
+
+/// One connection's bounded queue of deliveries. A plain list behind a lock and a wake-up
+/// rather than a channel: an idle connection's queue holds no buffer at all, which is most of
+/// what a channel would cost it, and the reader takes everything queued in one go.
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Notify,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    deliveries: VecDeque<Delivery>,
+    evicted: Option<Eviction>,
+}
+
+impl Queue {
+    /// Enqueues without waiting; a full queue evicts its reader instead (returns false).
+    fn offer(&self, delivery: &Delivery) -> bool {
+        let mut state = self.state.lock().expect("queue poisoned");
+        if state.evicted.is_some() {
+            return true;
+        }
+        if state.deliveries.len() >= self.capacity {
+            state.evicted = Some(Eviction::SlowConsumer);
+            state.deliveries = VecDeque::new();
+            drop(state);
+            self.ready.notify_one();
+            return false;
+        }
+        state.deliveries.push_back(delivery.clone());
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+}
+
+/// What a subscription yields when it is woken.
+#[derive(Debug)]
+pub enum Received {
+    /// Everything that was queued, oldest first.
+    Deliveries(Vec<Delivery>),
+    /// The hub cut the connection off.
+    Evicted(Eviction),
 }
 
 /// A connection's place in the hub. Dropping it unsubscribes.
 pub struct Subscription {
-    pub deliveries: mpsc::Receiver<Delivery>,
-    pub evicted: watch::Receiver<Option<Eviction>>,
+    queue: Arc<Queue>,
     hub: Arc<Hub>,
     id: u64,
     topics: Vec<Topic>,
+}
+
+impl Subscription {
+    /// Waits until something is queued and takes all of it, or learns of an eviction (which
+    /// comes first: an evicted connection sends nothing more).
+    pub async fn recv(&mut self) -> Received {
+        loop {
+            if let Some(received) = self.try_recv() {
+                return received;
+            }
+            // A wake-up sent between the check and here is kept as a permit, so none is lost.
+            self.queue.ready.notified().await;
+        }
+    }
+
+    /// What [`Subscription::recv`] would return now, without waiting.
+    pub fn try_recv(&mut self) -> Option<Received> {
+        let mut state = self.queue.state.lock().expect("queue poisoned");
+        if let Some(eviction) = state.evicted {
+            return Some(Received::Evicted(eviction));
+        }
+        if state.deliveries.is_empty() {
+            return None;
+        }
+        Some(Received::Deliveries(state.deliveries.drain(..).collect()))
+    }
+
+    /// Whether the hub has cut this connection off.
+    pub fn evicted(&self) -> Option<Eviction> {
+        self.queue.state.lock().expect("queue poisoned").evicted
+    }
 }
 
 impl Drop for Subscription {
@@ -121,9 +201,11 @@ impl Hub {
         topics: Vec<Topic>,
         capacity: usize,
     ) -> Subscription {
-        let (queue, deliveries) = mpsc::channel(capacity.max(1));
-        let (evict, evicted) = watch::channel(None);
-        let evict = Arc::new(evict);
+        let queue = Arc::new(Queue {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+        });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut map = self.topics.write().expect("hub poisoned");
@@ -132,13 +214,11 @@ impl Hub {
                     id,
                     principal: principal.clone(),
                     queue: queue.clone(),
-                    evict: evict.clone(),
                 });
             }
         }
         Subscription {
-            deliveries,
-            evicted,
+            queue,
             hub: self.clone(),
             id,
             topics,
@@ -190,14 +270,8 @@ impl Hub {
                     if !may_receive(&subscriber.principal, delivery.event(), &*self.access) {
                         continue;
                     }
-                    match subscriber.queue.try_send(delivery.clone()) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            let _ = subscriber.evict.send(Some(Eviction::SlowConsumer));
-                            evicted.push(subscriber.id);
-                        }
-                        // The connection is closing; its guard will unsubscribe it.
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    if !subscriber.queue.offer(&delivery) {
+                        evicted.push(subscriber.id);
                     }
                 }
             }
@@ -233,6 +307,14 @@ mod tests {
         }
     }
 
+    /// The one delivery received.
+    fn only(received: Received) -> Delivery {
+        match received {
+            Received::Deliveries(mut deliveries) if deliveries.len() == 1 => deliveries.remove(0),
+            other => panic!("expected one delivery, got {other:?}"),
+        }
+    }
+
     fn hub() -> Arc<Hub> {
         Hub::new(Arc::new(switchboard_core::policy::NoMemberships))
     }
@@ -259,8 +341,8 @@ mod tests {
         let mut first = hub.subscribe(visitor(1), vec![topic.clone()], 8);
         let mut second = hub.subscribe(visitor(1), vec![topic], 8);
         hub.deliver(bot_typing(1));
-        let a = first.deliveries.recv().await.unwrap();
-        let b = second.deliveries.recv().await.unwrap();
+        let a = only(first.recv().await);
+        let b = only(second.recv().await);
         let renders = std::sync::atomic::AtomicUsize::new(0);
         let render = |_: &Event| {
             renders.fetch_add(1, Ordering::SeqCst);
@@ -281,12 +363,12 @@ mod tests {
         let mut received = 0;
         for _ in 0..20 {
             hub.deliver(bot_typing(1));
-            while reader.deliveries.try_recv().is_ok() {
-                received += 1;
+            if let Some(Received::Deliveries(deliveries)) = reader.try_recv() {
+                received += deliveries.len();
             }
         }
         assert_eq!(received, 20, "the reading subscriber got everything");
-        assert_eq!(*stalled.evicted.borrow(), Some(Eviction::SlowConsumer));
+        assert_eq!(stalled.evicted(), Some(Eviction::SlowConsumer));
         assert_eq!(hub.n_subscriptions(), 1);
         drop(reader);
         assert_eq!(hub.n_subscriptions(), 0);
@@ -309,8 +391,8 @@ mod tests {
             4,
         );
         hub.deliver(bot_typing(1));
-        assert!(both.deliveries.try_recv().is_ok());
-        assert!(both.deliveries.try_recv().is_err());
+        only(both.try_recv().expect("delivered"));
+        assert!(both.try_recv().is_none());
         drop(both);
         assert_eq!(hub.n_subscriptions(), 0);
     }
@@ -321,7 +403,7 @@ mod tests {
         let mut one = hub.subscribe(visitor(1), vec![Topic::Conversation(ConversationId(1))], 4);
         let mut two = hub.subscribe(visitor(2), vec![Topic::Conversation(ConversationId(2))], 4);
         hub.deliver(bot_typing(2));
-        assert!(one.deliveries.try_recv().is_err());
-        assert!(two.deliveries.try_recv().is_ok());
+        assert!(one.try_recv().is_none());
+        only(two.try_recv().expect("delivered"));
     }
 }

@@ -152,15 +152,14 @@ pub async fn chat_socket(
                     return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
                 }
                 item = feed.next() => match item {
-                    Some(FeedItem::Deliveries(deliveries)) => {
+                    FeedItem::Deliveries(deliveries) => {
                         if !send_rendered(&mut socket, &engine, &principal, &deliveries).await {
                             return;
                         }
                     }
-                    Some(FeedItem::Evicted(_)) => {
+                    FeedItem::Evicted(_) => {
                         return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect and resume").await;
                     }
-                    None => return close(&mut socket, CloseCode::GoingAway, "server shutting down").await,
                 },
                 incoming = next_message(&mut stashed, &mut socket) => {
                     let text = match incoming {
@@ -324,15 +323,14 @@ pub async fn notifications_socket(
                     return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
                 }
                 item = next_deliveries(&mut subscription) => match item {
-                    Some(FeedItem::Deliveries(deliveries)) => {
+                    FeedItem::Deliveries(deliveries) => {
                         if !send_rendered(&mut socket, &engine, &principal, &deliveries).await {
                             return;
                         }
                     }
-                    Some(FeedItem::Evicted(_)) => {
+                    FeedItem::Evicted(_) => {
                         return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect").await;
                     }
-                    None => return close(&mut socket, CloseCode::GoingAway, "server shutting down").await,
                 },
                 incoming = socket.next() => {
                     let reply = match incoming {

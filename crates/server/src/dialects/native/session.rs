@@ -77,16 +77,23 @@ pub async fn session_socket(
         .max_message_size(max_frame * 4)
         .max_frame_size(max_frame * 4);
     let engine = state.engine.clone();
-    upgrade.on_upgrade(move |socket| async move {
+    // Only what the connection needs is kept: the query's map is gone before the socket opens.
+    let token = query.get("token").cloned();
+    let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
+    drop(query);
+    upgrade.on_upgrade(move |mut socket| async move {
         let _tracked = engine.track_connection();
-        let token = query.get("token").map(String::as_str);
-        let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
-        match engine.join_session(&session_id, token).await {
-            Ok(join) => serve_session_socket(socket, engine, join, last_seq, max_frame).await,
+        // Boxed, and the token dropped with it: neither is kept for the connection's life.
+        let joined = Box::pin(engine.join_session(&session_id, token.as_deref())).await;
+        drop(token);
+        match joined {
+            Ok(join) => {
+                drop(session_id);
+                serve_session_socket(socket, engine, join, last_seq, max_frame).await
+            }
             Err(refusal) => {
                 let (code, message, close) = refusal_error(refusal);
                 tracing::info!(session = %session_id, code = code.as_str(), "session socket refused");
-                let mut socket = socket;
                 let _ = socket.send(WsMessage::Text(error_frame(code, message))).await;
                 let _ = close_with(&mut socket, close, message).await;
             }
@@ -107,10 +114,11 @@ where
         reason: Utf8Bytes::from(reason),
     };
     // A peer that stopped reading must not hold the task: the close gets a bounded time.
-    match tokio::time::timeout(
+    // Boxed: it runs once, at the end, so idle connections do not carry its timer.
+    match Box::pin(tokio::time::timeout(
         Duration::from_secs(2),
         socket.send(WsMessage::Close(Some(frame))),
-    )
+    ))
     .await
     {
         Ok(result) => result,
@@ -139,10 +147,7 @@ pub async fn serve_session_socket<S>(
     let SessionJoin { principal, session } = join;
     let conversation_id = session.conversation_id;
     let _present = Box::pin(engine.connected(&principal)).await;
-    let mut feed = match engine
-        .open_feed(&principal, conversation_id, last_seq)
-        .await
-    {
+    let mut feed = match Box::pin(engine.open_feed(&principal, conversation_id, last_seq)).await {
         Ok(feed) => feed,
         Err(error) => {
             tracing::error!(%error, "could not open a session feed");
@@ -207,7 +212,7 @@ pub async fn serve_session_socket<S>(
                 break Ending::Close(CloseCode::HeartbeatTimeout, "heartbeat missed");
             }
             item = feed.next() => match item {
-                Some(FeedItem::Deliveries(deliveries)) => {
+                FeedItem::Deliveries(deliveries) => {
                     let ended = deliveries
                         .iter()
                         .any(|delivery| matches!(delivery.event().kind, EventKind::SessionEnded { .. }));
@@ -218,10 +223,9 @@ pub async fn serve_session_socket<S>(
                         break Ending::Close(CloseCode::Normal, "session ended");
                     }
                 }
-                Some(FeedItem::Evicted(_)) => {
+                FeedItem::Evicted(_) => {
                     break Ending::Close(CloseCode::TryAgainLater, "too slow: reconnect and resume");
                 }
-                None => break Ending::Close(CloseCode::GoingAway, "server shutting down"),
             },
             incoming = next_message(&mut stashed, &mut socket) => {
                 let message = match incoming {
