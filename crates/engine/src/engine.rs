@@ -7,7 +7,7 @@ use crate::config::EngineConfig;
 use crate::credentials::{generate_secret, hash_secret, SessionTokens};
 use crate::error::EngineError;
 use crate::feed::Feed;
-use crate::hub::Hub;
+use crate::hub::{Hub, Interest};
 use crate::limiter::Limiter;
 use crate::tickets::Tickets;
 use std::collections::HashMap;
@@ -521,18 +521,22 @@ impl Engine {
 
     /// Opens a conversation feed for a connection: subscribes first, so nothing published
     /// from now on is missed, and sets the cursor at `last_seq` (what the client already has)
-    /// or, when the client does not say, at the newest message.
+    /// or, when the client does not say, at the newest message. Only events of the kinds
+    /// `interest` accepts are queued for it; it must accept message events, which the feed's
+    /// cursor needs every one of.
     pub async fn open_feed(
         &self,
         principal: &Principal,
         conversation_id: ConversationId,
         last_seq: Option<Seq>,
+        interest: Interest,
     ) -> Result<Feed, EngineError> {
         self.authorise(principal, conversation_id).await?;
-        let subscription = self.hub.subscribe(
+        let subscription = self.hub.subscribe_only(
             principal.clone(),
             vec![Topic::Conversation(conversation_id)],
             self.config.outbound_queue,
+            interest,
         );
         let newest = self
             .store

@@ -80,7 +80,17 @@ pub enum Eviction {
 struct Subscriber {
     id: u64,
     principal: Principal,
+    interest: Interest,
     queue: Arc<Queue>,
+}
+
+/// Which kinds of event a connection's dialect shows at all. Events it would render to
+/// nothing are not queued for it, so they cost it no wake-up.
+pub type Interest = fn(&switchboard_core::EventKind) -> bool;
+
+/// The interest of a connection that is sent every kind of event.
+pub fn every_event(_: &switchboard_core::EventKind) -> bool {
+    true
 }
 
 /// One connection's bounded queue of deliveries. A plain list behind a lock and a wake-up
@@ -201,6 +211,17 @@ impl Hub {
         topics: Vec<Topic>,
         capacity: usize,
     ) -> Subscription {
+        self.subscribe_only(principal, topics, capacity, every_event)
+    }
+
+    /// Like [`Hub::subscribe`], for the events of the kinds `interest` accepts.
+    pub fn subscribe_only(
+        self: &Arc<Self>,
+        principal: Principal,
+        topics: Vec<Topic>,
+        capacity: usize,
+        interest: Interest,
+    ) -> Subscription {
         let queue = Arc::new(Queue {
             state: Mutex::default(),
             ready: Notify::new(),
@@ -213,6 +234,7 @@ impl Hub {
                 map.entry(topic.clone()).or_default().push(Subscriber {
                     id,
                     principal: principal.clone(),
+                    interest,
                     queue: queue.clone(),
                 });
             }
@@ -267,7 +289,9 @@ impl Hub {
                             reached.push(subscriber.id);
                         }
                     }
-                    if !may_receive(&subscriber.principal, delivery.event(), &*self.access) {
+                    if !(subscriber.interest)(&delivery.event().kind)
+                        || !may_receive(&subscriber.principal, delivery.event(), &*self.access)
+                    {
                         continue;
                     }
                     if !subscriber.queue.offer(&delivery) {
@@ -395,6 +419,19 @@ mod tests {
         assert!(both.try_recv().is_none());
         drop(both);
         assert_eq!(hub.n_subscriptions(), 0);
+    }
+
+    #[tokio::test]
+    async fn events_outside_a_subscriber_s_interest_are_not_queued_for_it() {
+        let hub = hub();
+        let topic = Topic::Conversation(ConversationId(1));
+        let mut everything = hub.subscribe(visitor(1), vec![topic.clone()], 4);
+        let mut messages_only = hub.subscribe_only(visitor(1), vec![topic], 4, |kind| {
+            matches!(kind, EventKind::MessageCreated(_))
+        });
+        hub.deliver(bot_typing(1));
+        only(everything.try_recv().expect("delivered"));
+        assert!(messages_only.try_recv().is_none());
     }
 
     #[tokio::test]

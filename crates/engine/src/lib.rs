@@ -35,5 +35,5 @@ pub use engine::{ConnectionGuard, Outcome};
 pub use error::EngineError;
 pub use feed::Feed;
 pub use feed::FeedItem;
-pub use hub::{Delivery, Eviction, Hub, Received, Subscription};
+pub use hub::{every_event, Delivery, Eviction, Hub, Interest, Received, Subscription};
 pub use tickets::TicketRefusal;

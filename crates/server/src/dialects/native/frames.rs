@@ -407,7 +407,21 @@ pub fn render_for_visitor(event: &Event) -> Vec<Utf8Bytes> {
                 "the agent could not answer; please try again",
             ),
         }],
-        // A visitor's session shows messages, typing and failures; the rest is for agents.
+        // Nothing else reaches a session socket (`session_shows`); session end is the
+        // connection's business.
+        _ => Vec::new(),
+    }
+}
+
+/// The kinds of event a demo-session socket is sent: messages (every one, for its cursor, even
+/// those it does not show), typing, bot failures and the session's end. The rest is for agents.
+pub fn session_shows(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::MessageCreated(_)
+        | EventKind::TypingOn { .. }
+        | EventKind::TypingOff { .. }
+        | EventKind::BotFailed { .. }
+        | EventKind::SessionEnded { .. } => true,
         EventKind::MessageUpdated(_)
         | EventKind::ConversationRead { .. }
         | EventKind::ConversationCreated(_)
@@ -419,8 +433,7 @@ pub fn render_for_visitor(event: &Event) -> Vec<Utf8Bytes> {
         | EventKind::ContactCreated(_)
         | EventKind::ContactUpdated(_)
         | EventKind::PresenceUpdate { .. }
-        | EventKind::AccountStatusUpdated { .. }
-        | EventKind::SessionEnded { .. } => Vec::new(),
+        | EventKind::AccountStatusUpdated { .. } => false,
     }
 }
 

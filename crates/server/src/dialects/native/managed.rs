@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_core::{ConversationId, DomainError, Principal, Seq};
 use switchboard_engine::feed::{drain_ready, next_deliveries};
-use switchboard_engine::{Delivery, Engine, EngineError, FeedItem, TicketRefusal};
+use switchboard_engine::{every_event, Delivery, Engine, EngineError, FeedItem, TicketRefusal};
 use tokio::time::{sleep_until, Instant};
 
 fn render(delivery: &Delivery) -> Utf8Bytes {
@@ -65,7 +65,8 @@ fn configure(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     let max_frame = state.settings.max_frame_bytes;
     upgrade
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        // Frames fed in one turn go out in one write; flush ends every turn.
+        .write_buffer_size(64 * 1024)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
 }
@@ -105,7 +106,7 @@ pub async fn chat_socket(
             return refuse(&mut socket, ErrorCode::NotFound, "Thread not found", CloseCode::SessionNotFound).await;
         };
         let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
-        let mut feed = match engine.open_feed(&principal, conversation_id, last_seq).await {
+        let mut feed = match engine.open_feed(&principal, conversation_id, last_seq, every_event).await {
             Ok(feed) => feed,
             Err(EngineError::Domain(DomainError::NotFound)) => {
                 return refuse(&mut socket, ErrorCode::NotFound, "Thread not found", CloseCode::SessionNotFound).await;

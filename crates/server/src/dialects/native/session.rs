@@ -71,7 +71,8 @@ pub async fn session_socket(
     let max_frame = state.settings.max_frame_bytes;
     let upgrade = upgrade
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        // Frames fed in one turn go out in one write; flush ends every turn.
+        .write_buffer_size(64 * 1024)
         // Frames up to four times our limit are read whole so the visitor gets a clear
         // MESSAGE_TOO_LARGE; beyond that the library refuses them while reading.
         .max_message_size(max_frame * 4)
@@ -147,7 +148,14 @@ pub async fn serve_session_socket<S>(
     let SessionJoin { principal, session } = join;
     let conversation_id = session.conversation_id;
     let _present = Box::pin(engine.connected(&principal)).await;
-    let mut feed = match Box::pin(engine.open_feed(&principal, conversation_id, last_seq)).await {
+    let mut feed = match Box::pin(engine.open_feed(
+        &principal,
+        conversation_id,
+        last_seq,
+        session_shows,
+    ))
+    .await
+    {
         Ok(feed) => feed,
         Err(error) => {
             tracing::error!(%error, "could not open a session feed");
