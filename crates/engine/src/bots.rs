@@ -13,8 +13,17 @@ use switchboard_core::event::BotFailure;
 use switchboard_core::*;
 
 /// Answers `message` with bot `bot_id` on a task of its own, so the visitor's acknowledgement
-/// never waits for a bot.
-pub(crate) fn answer_in_background(engine: Arc<Engine>, bot_id: BotId, message: Message) {
+/// never waits for a bot. A conversation a human has taken over (`assignee_id`, as the message
+/// was stored) gets no bot answer.
+pub(crate) fn answer_in_background(
+    engine: Arc<Engine>,
+    bot_id: BotId,
+    message: Message,
+    assignee_id: Option<AgentId>,
+) {
+    if assignee_id.is_some() {
+        return;
+    }
     tokio::spawn(async move { answer(&engine, bot_id, message).await });
 }
 
@@ -23,7 +32,11 @@ pub(crate) fn answer_for_inbox_in_background(
     engine: Arc<Engine>,
     scope: ConversationScope,
     message: Message,
+    assignee_id: Option<AgentId>,
 ) {
+    if assignee_id.is_some() {
+        return;
+    }
     tokio::spawn(async move {
         match engine.store().inbox(scope.account_id, scope.inbox_id).await {
             Ok(Some(Inbox {
@@ -39,12 +52,6 @@ pub(crate) fn answer_for_inbox_in_background(
 async fn answer(engine: &Engine, bot_id: BotId, message: Message) {
     let account_id = message.account_id;
     let conversation_id = message.conversation_id;
-    match engine.store().conversation(conversation_id).await {
-        // A human who took the conversation over silences the bot.
-        Ok(Some(conversation)) if conversation.assignee_id.is_some() => return,
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "could not check the conversation's assignee"),
-    }
     let bot = match engine.store().bot(account_id, bot_id).await {
         Ok(Some(bot)) => bot,
         Ok(None) => {

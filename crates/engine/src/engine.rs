@@ -974,13 +974,19 @@ impl Engine {
             .await?;
             match principal {
                 Principal::SessionVisitor { bot_id, .. } => {
-                    bots::answer_in_background(self.arc(), *bot_id, appended.message.clone());
+                    bots::answer_in_background(
+                        self.arc(),
+                        *bot_id,
+                        appended.message.clone(),
+                        appended.assignee_id,
+                    );
                 }
                 Principal::Contact { .. } => {
                     bots::answer_for_inbox_in_background(
                         self.arc(),
                         *scope,
                         appended.message.clone(),
+                        appended.assignee_id,
                     );
                 }
                 Principal::Agent { agent_id, .. } if !private => {

@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             receipts_move_forward_and_unread_counts_follow,
             delivery_cursors_only_move_forward,
             batched_appends_keep_order_and_fail_alone,
+            appends_report_the_assignee,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -1001,4 +1002,35 @@ pub async fn batched_appends_keep_order_and_fail_alone(store: &Arc<dyn Store>) {
         .unwrap();
     let contents: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(contents, vec!["one", "two"]);
+}
+
+pub async fn appends_report_the_assignee(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let first = store
+        .append_message(visitor_text(&world, "hello", Some("c1")))
+        .await
+        .unwrap();
+    assert_eq!(first.assignee_id, None);
+    let (agent, _) = new_agent(world.account.id, &unique("agent"), AgentRole::Agent);
+    let agent = store.create_agent(agent, NOW).await.unwrap();
+    store
+        .update_conversation(
+            world.session.conversation_id,
+            ConversationChange::Assignee(Some(agent.id)),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let second = store
+        .append_message(visitor_text(&world, "anyone?", Some("c2")))
+        .await
+        .unwrap();
+    assert_eq!(second.assignee_id, Some(agent.id));
+    // A repeated message reports the assignee as of now too.
+    let repeated = store
+        .append_message(visitor_text(&world, "hello", Some("c1")))
+        .await
+        .unwrap();
+    assert!(!repeated.created);
+    assert_eq!(repeated.assignee_id, Some(agent.id));
 }

@@ -69,6 +69,9 @@ pub struct Appended {
     pub message: Message,
     /// False when the `client_message_id` was seen before and `message` is the original.
     pub created: bool,
+    /// The conversation's assignee as the append ran (a human who took the conversation over
+    /// silences its bot), so no second read is needed to know it.
+    pub assignee_id: Option<AgentId>,
 }
 
 /// Whose read position to move.

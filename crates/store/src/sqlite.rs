@@ -260,7 +260,7 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
         let job: WriteJob = Box::new(move |connection| {
-            let result = in_savepoint(connection, work);
+            let result = in_savepoint(connection, "job", work);
             Box::new(move |commit: StoreResult<()>| {
                 let _ = reply.send(commit.and(result));
             })
@@ -296,20 +296,26 @@ impl SqliteStore {
     }
 }
 
+/// Runs `work` inside savepoint `name`: kept if it succeeds, undone (and only it) if it fails.
+/// The savepoint statements are prepared once and cached, as they run for every write.
 fn in_savepoint<T>(
     connection: &Connection,
+    name: &str,
     work: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    connection
-        .execute_batch("SAVEPOINT job")
-        .map_err(from_sqlite)?;
-    let result = work(connection);
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
+    let run = |sql: &str| -> StoreResult<()> {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(|_| ())
+            .map_err(from_sqlite)
     };
-    connection.execute_batch(end).map_err(from_sqlite)?;
+    run(&format!("SAVEPOINT {name}"))?;
+    let result = work(connection);
+    if result.is_err() {
+        run(&format!("ROLLBACK TO {name}"))?;
+    }
+    run(&format!("RELEASE {name}"))?;
     result
 }
 
@@ -569,18 +575,27 @@ fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended>
             })
             .map_err(from_sqlite)?;
         if let Some(original) = existing {
+            let assignee_id = connection
+                .prepare_cached("SELECT assignee_id FROM conversations WHERE id = ?1")
+                .and_then(|mut statement| {
+                    statement.query_row(params![message.conversation_id.0], |row| {
+                        row.get::<_, Option<i64>>(0)
+                    })
+                })
+                .map_err(from_sqlite)?;
             return Ok(Appended {
                 message: original,
                 created: false,
+                assignee_id: assignee_id.map(AgentId),
             });
         }
     }
-    let seq: Option<i64> = connection
+    let updated: Option<(i64, Option<i64>)> = connection
         .prepare_cached(
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?3, \
              unread_by_agents = unread_by_agents + ?4, \
              unread_by_contact = unread_by_contact + ?5 \
-             WHERE id = ?1 AND account_id = ?2 RETURNING last_seq",
+             WHERE id = ?1 AND account_id = ?2 RETURNING last_seq, assignee_id",
         )
         .and_then(|mut statement| {
             let unread_for_agents = message.message_type == MessageType::Incoming;
@@ -598,12 +613,12 @@ fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended>
                         i64::from(unread_for_agents),
                         i64::from(unread_for_contact)
                     ],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
         })
         .map_err(from_sqlite)?;
-    let Some(seq) = seq else {
+    let Some((seq, assignee_id)) = updated else {
         return Err(StoreError::NotFound {
             what: "conversation",
         });
@@ -644,6 +659,7 @@ fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended>
         .map_err(from_sqlite)?;
     let id = MessageId(connection.last_insert_rowid());
     Ok(Appended {
+        assignee_id: assignee_id.map(AgentId),
         message: Message {
             id,
             account_id: message.account_id,
@@ -1032,17 +1048,9 @@ impl Store for SqliteStore {
                 .map(|message| {
                     // Each in its own savepoint, nested in the job's: one failure rolls back
                     // only itself (and its seq).
-                    connection
-                        .execute_batch("SAVEPOINT message")
-                        .map_err(from_sqlite)?;
-                    let result = append(connection, message);
-                    let end = if result.is_ok() {
-                        "RELEASE message"
-                    } else {
-                        "ROLLBACK TO message; RELEASE message"
-                    };
-                    connection.execute_batch(end).map_err(from_sqlite)?;
-                    result
+                    in_savepoint(connection, "message", |connection| {
+                        append(connection, message)
+                    })
                 })
                 .collect())
         })
