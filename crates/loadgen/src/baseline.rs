@@ -1,16 +1,22 @@
 //! The bare baseline: a tokio + tungstenite WebSocket server with no authentication, storage or
-//! protocol, which forwards every text frame to every other connection through a broadcast
-//! channel. It is the practical ceiling for fan-out on this machine, run as its own process.
+//! protocol, which forwards every text frame to every other connection in the same room (the
+//! request's path) through a broadcast channel. It is the practical ceiling for fan-out and chat
+//! on this machine, run as its own process.
 
 use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+type Room = broadcast::Sender<(u64, Message)>;
+
 pub async fn serve(listen: &str) {
     let listener = TcpListener::bind(listen).await.expect("the baseline binds");
-    let (sender, _) = broadcast::channel::<(u64, Message)>(65_536);
+    let rooms: Arc<Mutex<HashMap<String, Room>>> = Arc::default();
     let mut next_id = 0u64;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -18,17 +24,37 @@ pub async fn serve(listen: &str) {
         };
         next_id += 1;
         let id = next_id;
-        let sender = sender.clone();
-        let mut receiver = sender.subscribe();
+        let rooms = rooms.clone();
         tokio::spawn(async move {
             let mut config = WebSocketConfig::default();
             config.read_buffer_size = 4096;
             config.write_buffer_size = 0;
-            let Ok(socket) =
-                tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            let mut path = String::new();
+            // The callback's shape (its large error type included) is tungstenite's.
+            #[allow(clippy::result_large_err)]
+            let remember_path = |request: &Request, response: Response| {
+                path = request.uri().path().to_string();
+                Ok(response)
+            };
+            let Ok(socket) = tokio_tungstenite::accept_hdr_async_with_config(
+                stream,
+                remember_path,
+                Some(config),
+            )
+            .await
             else {
                 return;
             };
+            let sender = rooms
+                .lock()
+                .unwrap()
+                .entry(path.clone())
+                .or_insert_with(|| {
+                    // The fan-out room ("/") is one busy room; chat rooms hold two sockets.
+                    broadcast::channel(if path == "/" { 65_536 } else { 1_024 }).0
+                })
+                .clone();
+            let mut receiver = sender.subscribe();
             let (mut sink, mut stream) = socket.split();
             loop {
                 tokio::select! {

@@ -1,8 +1,11 @@
-//! `chat`: many conversations, each a visitor and an agent exchanging messages at a set pace
-//! against a separate server process; end-to-end latency (send → the other party receives it,
-//! durable commit included) and messages per second.
+//! `chat`: many conversations, each a visitor and an agent exchanging messages at a set pace;
+//! end-to-end latency (send → the other party receives it) and messages per second. Run against
+//! Switchboard (a separate server process; durable commit included) and, in the same run and
+//! with the same clients, against the bare baseline (one room per conversation) and the Node.js
+//! Socket.IO baseline (one Socket.IO room per conversation), neither of which stores anything.
 
-use crate::server_process::{ServerProcess, UNLIMITED};
+use crate::baselines::{socketio_connect, BaselineProcess, Socket};
+use crate::server_process::{cpu_seconds, ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -17,8 +20,41 @@ pub struct ChatOptions {
     pub period_ms: u64,
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// How one server's clients speak: the frame each side sends for a marker, and the text that
+/// shows the other side has received it.
+struct Wire {
+    visitor_frame: fn(&str) -> String,
+    agent_frame: fn(&str) -> String,
+    agent_sees: fn(&str) -> String,
+    visitor_sees: fn(&str) -> String,
+}
+
+const SWITCHBOARD: Wire = Wire {
+    visitor_frame: |marker| {
+        json!({"type": "visitor_message", "payload": {"text": marker, "clientMessageId": marker}})
+            .to_string()
+    },
+    agent_frame: |marker| {
+        json!({"type": "message", "payload": {"content": marker, "clientMessageId": marker}})
+            .to_string()
+    },
+    agent_sees: |marker| format!("\"content\":\"{marker}\""),
+    visitor_sees: |marker| format!("\"text\":\"{marker}\""),
+};
+
+const BARE: Wire = Wire {
+    visitor_frame: |marker| marker.to_string(),
+    agent_frame: |marker| marker.to_string(),
+    agent_sees: |marker| marker.to_string(),
+    visitor_sees: |marker| marker.to_string(),
+};
+
+const SOCKET_IO: Wire = Wire {
+    visitor_frame: |marker| format!("42[\"message\",\"{marker}\"]"),
+    agent_frame: |marker| format!("42[\"message\",\"{marker}\"]"),
+    agent_sees: |marker| format!("\"{marker}\""),
+    visitor_sees: |marker| format!("\"{marker}\""),
+};
 
 /// Reads until a text frame containing `marker` arrives; false if the socket ends first.
 async fn read_until(socket: &mut Socket, marker: &str) -> bool {
@@ -32,13 +68,88 @@ async fn read_until(socket: &mut Socket, marker: &str) -> bool {
     false
 }
 
-pub async fn run(options: ChatOptions) -> Value {
+/// Every conversation exchanges for `seconds`: each period the visitor sends and waits until
+/// the agent has it, then the agent replies and waits until the visitor has it.
+async fn exchange(
+    options: &ChatOptions,
+    server_pid: u32,
+    pairs: Vec<(Socket, Socket)>,
+    wire: &'static Wire,
+) -> Value {
+    eprintln!(
+        "  … {} conversations open, exchanging for {} s",
+        pairs.len(),
+        options.seconds
+    );
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = cpu_seconds(server_pid);
+    let started = Instant::now();
+    let run_for = Duration::from_secs(options.seconds);
+    let period = Duration::from_millis(options.period_ms);
+    let mut tasks = Vec::new();
+    for (index, (mut visitor, mut agent)) in pairs.into_iter().enumerate() {
+        let latencies = latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            // Spread the conversations over the period.
+            let offset = period.mul_f64((index as f64 * 0.618_034) % 1.0);
+            tokio::time::sleep(offset).await;
+            let mut tick = tokio::time::interval(period);
+            let mut mine = Vec::new();
+            let mut n = 0u64;
+            while started.elapsed() < run_for {
+                tick.tick().await;
+                let marker = format!("v{index}-{n}");
+                let sent = Instant::now();
+                if visitor
+                    .send(Message::Text((wire.visitor_frame)(&marker).into()))
+                    .await
+                    .is_err()
+                    || !read_until(&mut agent, &(wire.agent_sees)(&marker)).await
+                {
+                    break;
+                }
+                mine.push(sent.elapsed());
+                let marker = format!("a{index}-{n}");
+                let sent = Instant::now();
+                if agent
+                    .send(Message::Text((wire.agent_frame)(&marker).into()))
+                    .await
+                    .is_err()
+                    || !read_until(&mut visitor, &(wire.visitor_sees)(&marker)).await
+                {
+                    break;
+                }
+                mine.push(sent.elapsed());
+                n += 1;
+            }
+            latencies.lock().unwrap().extend(mine);
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed();
+    let server_cpu = cpu_seconds(server_pid) - cpu_before;
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort();
+    json!({
+        "conversations": options.conversations,
+        "periodMs": options.period_ms,
+        "messages": latencies.len(),
+        "messagesPerSecond": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "p50Ms": ms(percentile(&latencies, 0.5)),
+        "p99Ms": ms(percentile(&latencies, 0.99)),
+        "maxMs": ms(percentile(&latencies, 1.0)),
+        "serverCpuMicrosPerMessage": server_cpu * 1e6 / latencies.len().max(1) as f64,
+    })
+}
+
+async fn switchboard(options: &ChatOptions) -> Value {
     let server = ServerProcess::start(UNLIMITED).await;
     let (base, demo) = (server.base.clone(), server.demo.clone());
     let http = reqwest::Client::new();
     let agent_token = demo["agent"]["accessToken"].as_str().unwrap().to_string();
     let agent_id = demo["agent"]["id"].clone();
-    eprintln!("chat: opening {} conversations …", options.conversations);
     let mut pairs = Vec::new();
     for _ in 0..options.conversations {
         let session = crate::start_session(
@@ -72,60 +183,53 @@ pub async fn run(options: ChatOptions) -> Value {
         .0;
         pairs.push((visitor, agent));
     }
-    eprintln!("chat: exchanging for {} s …", options.seconds);
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    let run_for = Duration::from_secs(options.seconds);
-    let period = Duration::from_millis(options.period_ms);
-    let mut tasks = Vec::new();
-    for (index, (mut visitor, mut agent)) in pairs.into_iter().enumerate() {
-        let latencies = latencies.clone();
-        tasks.push(tokio::spawn(async move {
-            // Spread the conversations over the period.
-            let offset = period.mul_f64((index as f64 * 0.618_034) % 1.0);
-            tokio::time::sleep(offset).await;
-            let mut tick = tokio::time::interval(period);
-            let mut mine = Vec::new();
-            let mut n = 0u64;
-            while started.elapsed() < run_for {
-                tick.tick().await;
-                let marker = format!("v{index}-{n}");
-                let frame = json!({"type": "visitor_message", "payload": {"text": marker, "clientMessageId": marker}});
-                let sent = Instant::now();
-                if visitor.send(Message::Text(frame.to_string().into())).await.is_err()
-                    || !read_until(&mut agent, &format!("\"content\":\"{marker}\"")).await
-                {
-                    break;
-                }
-                mine.push(sent.elapsed());
-                let marker = format!("a{index}-{n}");
-                let frame = json!({"type": "message", "payload": {"content": marker, "clientMessageId": marker}});
-                let sent = Instant::now();
-                if agent.send(Message::Text(frame.to_string().into())).await.is_err()
-                    || !read_until(&mut visitor, &format!("\"text\":\"{marker}\"")).await
-                {
-                    break;
-                }
-                mine.push(sent.elapsed());
-                n += 1;
-            }
-            latencies.lock().unwrap().extend(mine);
-        }));
+    exchange(options, server.pid(), pairs, &SWITCHBOARD).await
+}
+
+async fn bare(options: &ChatOptions) -> Value {
+    let (server, port) = BaselineProcess::start_bare().await;
+    let mut pairs = Vec::new();
+    for index in 0..options.conversations {
+        let url = format!("ws://127.0.0.1:{port}/conversation/{index}");
+        let visitor = crate::ws_connect(&url).await.unwrap().0;
+        let agent = crate::ws_connect(&url).await.unwrap().0;
+        pairs.push((visitor, agent));
     }
-    for task in tasks {
-        let _ = task.await;
+    exchange(options, server.pid(), pairs, &BARE).await
+}
+
+async fn node_socketio(options: &ChatOptions) -> Result<Value, String> {
+    let (server, port) = BaselineProcess::start_node().await?;
+    let mut pairs = Vec::new();
+    for index in 0..options.conversations {
+        let room = format!("conversation-{index}");
+        let visitor = socketio_connect(port, &room).await?;
+        let agent = socketio_connect(port, &room).await?;
+        pairs.push((visitor, agent));
     }
-    let elapsed = started.elapsed();
-    let mut latencies = latencies.lock().unwrap().clone();
-    latencies.sort();
+    Ok(exchange(options, server.pid(), pairs, &SOCKET_IO).await)
+}
+
+pub async fn run(options: ChatOptions) -> Value {
+    eprintln!(
+        "chat on switchboard: {} conversations, a message each way every {} ms, {} s …",
+        options.conversations, options.period_ms, options.seconds
+    );
+    let ours = switchboard(&options).await;
+    eprintln!("chat on the bare baseline …");
+    let bare = bare(&options).await;
+    eprintln!("chat on the Node.js Socket.IO baseline …");
+    let node = match node_socketio(&options).await {
+        Ok(result) => result,
+        Err(error) => json!({"error": error}),
+    };
+    let throughput = |value: &Value| value["messagesPerSecond"].as_f64().unwrap_or(0.0);
     json!({
         "scenario": "chat",
-        "conversations": options.conversations,
-        "periodMs": options.period_ms,
-        "messages": latencies.len(),
-        "messagesPerSecond": latencies.len() as f64 / elapsed.as_secs_f64(),
-        "p50Ms": ms(percentile(&latencies, 0.5)),
-        "p99Ms": ms(percentile(&latencies, 0.99)),
-        "maxMs": ms(percentile(&latencies, 1.0)),
+        "switchboard": ours,
+        "bareBaseline": bare,
+        "nodeSocketIo": node,
+        "ratioToBare": throughput(&ours) / throughput(&bare).max(1.0),
+        "ratioToNode": throughput(&ours) / throughput(&node).max(1.0),
     })
 }

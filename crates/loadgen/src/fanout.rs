@@ -3,12 +3,11 @@
 //! server process: an agent's chat socket publishes, K visitor tabs of one session receive) and,
 //! in the same run, against the bare baseline (`baseline.rs`) with the same clients.
 
-use crate::server_process::{ServerProcess, UNLIMITED};
+use crate::baselines::{socketio_connect, BaselineProcess, Socket};
+use crate::server_process::{cpu_seconds, ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -19,54 +18,13 @@ pub struct FanoutOptions {
     pub seconds: u64,
 }
 
-fn sibling(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .expect("the load generator knows where it is")
-        .with_file_name(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for_port(port: u16) {
-    for _ in 0..1200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("nothing listens on {port}");
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs the measurement: `publish` sends one frame carrying a timestamp; each receiver finds
 /// the timestamp in what it reads with `extract`.
 async fn measure(
     options: &FanoutOptions,
-    receivers: Vec<
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-    >,
-    mut publisher: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    server_pid: u32,
+    receivers: Vec<Socket>,
+    mut publisher: Socket,
     frame_for: impl Fn(u64, u64) -> String,
     extract: fn(&str) -> Option<u64>,
 ) -> Value {
@@ -96,6 +54,8 @@ async fn measure(
         }));
     }
     // Publish at the set rate: a batch each millisecond.
+    let cpu_before = cpu_seconds(server_pid);
+    let client_cpu_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     let mut sent = 0u64;
@@ -112,9 +72,15 @@ async fn measure(
         let _ = task.await;
     }
     let elapsed = started.elapsed();
+    let server_cpu = cpu_seconds(server_pid) - cpu_before;
+    let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort();
     json!({
+        "serverCpuSeconds": server_cpu,
+        "serverCpuMicrosPerDelivery": server_cpu * 1e6 / latencies.len().max(1) as f64,
+        "clientCpuSeconds": client_cpu,
+        "seconds": elapsed.as_secs_f64(),
         "receivers": options.receivers,
         "offeredPerSecond": options.rate * options.receivers as u64,
         "delivered": latencies.len(),
@@ -153,6 +119,7 @@ async fn switchboard(options: &FanoutOptions) -> Value {
     .0;
     measure(
         options,
+        server.pid(),
         receivers,
         publisher,
         |n, now_ns| json!({"type": "message", "payload": {"content": format!("t{now_ns}"), "clientMessageId": format!("f{n}")}}).to_string(),
@@ -166,16 +133,7 @@ async fn switchboard(options: &FanoutOptions) -> Value {
 }
 
 async fn baseline(options: &FanoutOptions) -> Value {
-    let port = free_port();
-    let _server = Server(
-        Command::new(sibling("switchboard-loadgen"))
-            .args(["baseline-server", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port).await;
+    let (server, port) = BaselineProcess::start_bare().await;
     let url = format!("ws://127.0.0.1:{port}/");
     let mut receivers = Vec::new();
     for _ in 0..options.receivers {
@@ -184,6 +142,7 @@ async fn baseline(options: &FanoutOptions) -> Value {
     let publisher = crate::ws_connect(&url).await.unwrap().0;
     measure(
         options,
+        server.pid(),
         receivers,
         publisher,
         |_, now_ns| format!("t{now_ns}"),
@@ -192,78 +151,16 @@ async fn baseline(options: &FanoutOptions) -> Value {
     .await
 }
 
-/// The Socket.IO baseline's directory (`bench/node-socketio`), found from the workspace.
-fn node_baseline_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/node-socketio")
-}
-
-/// Connects a minimal Socket.IO v4 client (Engine.IO 4, WebSocket transport, default
-/// namespace): open packet, namespace connect, and its acknowledgement.
-async fn socketio_connect(port: u16) -> Result<Socket, String> {
-    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
-    let (mut socket, _) = crate::ws_connect(url)
-        .await
-        .map_err(|error| error.to_string())?;
-    let mut connected = false;
-    while let Some(Ok(message)) = socket.next().await {
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let text = text.as_str();
-        if text.starts_with('0') {
-            socket
-                .send(Message::Text("40".into()))
-                .await
-                .map_err(|error| error.to_string())?;
-        } else if text.starts_with("40") {
-            connected = true;
-            break;
-        }
-    }
-    if connected {
-        Ok(socket)
-    } else {
-        Err("the Socket.IO handshake did not complete".into())
-    }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn node_socketio(options: &FanoutOptions) -> Result<Value, String> {
-    let dir = node_baseline_dir();
-    if !dir.join("node_modules/socket.io").exists() {
-        let installed = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .map_err(|error| format!("npm: {error}"))?;
-        if !installed.success() {
-            return Err("npm install failed".into());
-        }
-    }
-    let port = free_port();
-    let _server = Server(
-        Command::new("node")
-            .arg("server.js")
-            .arg(port.to_string())
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(std::env::temp_dir().join("switchboard-node-baseline.log"))
-                    .map_err(|error| error.to_string())?,
-            )
-            .spawn()
-            .map_err(|error| format!("node: {error}"))?,
-    );
-    wait_for_port(port).await;
+    let (server, port) = BaselineProcess::start_node().await?;
     let mut receivers = Vec::new();
     for _ in 0..options.receivers {
-        receivers.push(socketio_connect(port).await?);
+        receivers.push(socketio_connect(port, "room").await?);
     }
-    let publisher = socketio_connect(port).await?;
+    let publisher = socketio_connect(port, "room").await?;
     Ok(measure(
         options,
+        server.pid(),
         receivers,
         publisher,
         |_, now_ns| format!("42[\"message\",\"t{now_ns}\"]"),

@@ -5,6 +5,7 @@
 //! message committed before the ack), against an in-process server on loopback.
 
 mod baseline;
+mod baselines;
 mod chat;
 mod churn;
 mod fanout;
@@ -367,16 +368,17 @@ async fn main() {
                 period_ms,
             })
             .await;
-            println!("| conversations | messages | messages/s | p50 ms | p99 ms | max ms |");
-            println!("| --- | --- | --- | --- | --- | --- |");
-            println!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
-                result["conversations"],
-                result["messages"],
-                result["messagesPerSecond"].as_f64().unwrap(),
-                result["p50Ms"].as_f64().unwrap(),
-                result["p99Ms"].as_f64().unwrap(),
-                result["maxMs"].as_f64().unwrap()
+            print_comparison(
+                &result,
+                &[
+                    ("conversations", "conversations", 0),
+                    ("messages", "messages", 0),
+                    ("messages/s", "messagesPerSecond", 0),
+                    ("p50 ms", "p50Ms", 2),
+                    ("p99 ms", "p99Ms", 2),
+                    ("max ms", "maxMs", 2),
+                    ("server CPU µs per message", "serverCpuMicrosPerMessage", 2),
+                ],
             );
             println!("{result}");
         }
@@ -391,32 +393,21 @@ async fn main() {
                 seconds,
             })
             .await;
-            println!("| server | receivers | offered deliveries/s | achieved | p50 ms | p99 ms | max ms |");
-            println!("| --- | --- | --- | --- | --- | --- | --- |");
-            for (name, key) in [
-                ("switchboard", "switchboard"),
-                ("bare baseline", "bareBaseline"),
-                ("node socket.io", "nodeSocketIo"),
-            ] {
-                let row = &result[key];
-                if let Some(error) = row["error"].as_str() {
-                    println!("| {name} | not measured: {error} | | | | | |");
-                    continue;
-                }
-                println!(
-                    "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
-                    row["receivers"],
-                    row["offeredPerSecond"],
-                    row["deliveredPerSecond"].as_f64().unwrap(),
-                    row["p50Ms"].as_f64().unwrap(),
-                    row["p99Ms"].as_f64().unwrap(),
-                    row["maxMs"].as_f64().unwrap()
-                );
-            }
-            println!(
-                "throughput ratios: switchboard / bare {:.2}, switchboard / node {:.2}",
-                result["ratioToBare"].as_f64().unwrap_or(0.0),
-                result["ratioToNode"].as_f64().unwrap_or(0.0)
+            print_comparison(
+                &result,
+                &[
+                    ("receivers", "receivers", 0),
+                    ("offered deliveries/s", "offeredPerSecond", 0),
+                    ("achieved", "deliveredPerSecond", 0),
+                    ("p50 ms", "p50Ms", 2),
+                    ("p99 ms", "p99Ms", 2),
+                    ("max ms", "maxMs", 2),
+                    (
+                        "server CPU µs per delivery",
+                        "serverCpuMicrosPerDelivery",
+                        2,
+                    ),
+                ],
             );
             println!("{result}");
         }
@@ -490,4 +481,35 @@ async fn main() {
             println!("{}", json!({"scenario": "ack", "results": [store, socket]}));
         }
     }
+}
+
+/// Prints a scenario's three servers as a table (one row each; `columns` are header, JSON key
+/// and decimals) and the throughput ratios.
+fn print_comparison(result: &serde_json::Value, columns: &[(&str, &str, usize)]) {
+    let headers: Vec<&str> = columns.iter().map(|(header, _, _)| *header).collect();
+    println!("| server | {} |", headers.join(" | "));
+    println!("|{}", " --- |".repeat(columns.len() + 1));
+    for (name, key) in [
+        ("switchboard", "switchboard"),
+        ("bare baseline", "bareBaseline"),
+        ("node socket.io", "nodeSocketIo"),
+    ] {
+        let row = &result[key];
+        if let Some(error) = row["error"].as_str() {
+            println!("| {name} | not measured: {error} |");
+            continue;
+        }
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|(_, key, decimals)| {
+                format!("{:.*}", *decimals, row[*key].as_f64().unwrap_or(f64::NAN))
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+    println!(
+        "throughput ratios: switchboard / bare {:.2}, switchboard / node {:.2}",
+        result["ratioToBare"].as_f64().unwrap_or(0.0),
+        result["ratioToNode"].as_f64().unwrap_or(0.0)
+    );
 }

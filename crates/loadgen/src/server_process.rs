@@ -84,3 +84,20 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`; clock ticks
+/// are taken as 100 a second, as on every Linux x86-64 kernel.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; fields are counted after its ')'.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| -> f64 {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
