@@ -293,6 +293,42 @@ impl Engine {
         })
     }
 
+    /// The principal a realtime socket's token stands for: a demo session's token, an agent's
+    /// access token, a contact's pubsub token or the account's API key. A publishable key
+    /// opens no socket (it only starts sessions); a refusal says which check failed.
+    pub async fn authenticate_socket(
+        &self,
+        token: Option<&str>,
+    ) -> Result<Principal, SessionRefusal> {
+        let token = token
+            .filter(|token| !token.is_empty())
+            .ok_or(SessionRefusal::AuthRequired)?;
+        if let switchboard_core::session::PresentedToken::Verified(claims) =
+            self.tokens.verify(Some(token))
+        {
+            return Ok(self
+                .join_session(&claims.session_id.0, Some(token))
+                .await?
+                .principal);
+        }
+        match self.authenticate(Some(token)).await {
+            Ok(Principal::Publishable { .. }) | Err(EngineError::Unauthenticated) => {
+                Err(SessionRefusal::InvalidToken)
+            }
+            Ok(principal) => Ok(principal),
+            Err(error) => {
+                tracing::error!(%error, "could not check a socket's token");
+                Err(SessionRefusal::InvalidToken)
+            }
+        }
+    }
+
+    /// Counts one event of `principal` that is not a command (joining a conversation, say)
+    /// against its all-events rate limit.
+    pub fn count_event(&self, principal: &Principal) -> Result<(), EngineError> {
+        Ok(self.limiter.check(principal, None)?)
+    }
+
     // ----- demo sessions -----------------------------------------------------------------
 
     /// Starts a demo session with the bot named `agent_name`: creates its contact and

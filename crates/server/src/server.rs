@@ -149,8 +149,16 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         engine: engine.clone(),
         settings: Arc::new(settings),
     };
+    let socketio = crate::dialects::socketio::layer(
+        engine.clone(),
+        crate::dialects::socketio::SocketIoSettings {
+            max_payload_bytes: state.settings.max_frame_bytes as u64 * 4,
+            outbound_queue: state.settings.engine.outbound_queue,
+        },
+    );
     let app = rest::router()
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(socketio)
         .with_state(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let serving_engine = engine.clone();

@@ -16,5 +16,6 @@ mod presence;
 mod restart;
 mod resume;
 mod slow_consumer;
+mod socketio;
 mod timeouts;
 mod webhook;

@@ -286,32 +286,48 @@ pub fn rate_limited_frame(retry_after_ms: u64) -> Utf8Bytes {
 pub fn engine_error_frame(error: switchboard_engine::EngineError) -> Utf8Bytes {
     use switchboard_engine::EngineError;
     match error {
-        EngineError::Domain(DomainError::EmptyMessage) => {
-            error_frame(ErrorCode::EmptyMessage, "Message text is empty")
-        }
-        EngineError::Domain(DomainError::MessageTooLarge { limit_bytes }) => error_frame(
-            ErrorCode::MessageTooLarge,
-            &format!("Message text is larger than {limit_bytes} bytes"),
-        ),
         EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => {
             rate_limited_frame(retry_after_ms)
         }
+        other => {
+            let (code, message) = describe_engine_error(other);
+            error_frame(code, &message)
+        }
+    }
+}
+
+/// The error code and message an engine refusal is told to a client as, in every dialect.
+pub fn describe_engine_error(error: switchboard_engine::EngineError) -> (ErrorCode, String) {
+    use switchboard_engine::EngineError;
+    match error {
+        EngineError::Domain(DomainError::EmptyMessage) => {
+            (ErrorCode::EmptyMessage, "Message text is empty".into())
+        }
+        EngineError::Domain(DomainError::MessageTooLarge { limit_bytes }) => (
+            ErrorCode::MessageTooLarge,
+            format!("Message text is larger than {limit_bytes} bytes"),
+        ),
+        EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => (
+            ErrorCode::RateLimited,
+            format!("rate limit exceeded; retry after {retry_after_ms} ms"),
+        ),
         EngineError::Domain(error @ DomainError::InvalidField { .. }) => {
-            error_frame(ErrorCode::InvalidJson, &error.to_string())
+            (ErrorCode::InvalidJson, error.to_string())
         }
-        EngineError::Domain(DomainError::NotFound) => error_frame(ErrorCode::NotFound, "not found"),
-        EngineError::Domain(DomainError::Forbidden) => {
-            error_frame(ErrorCode::Forbidden, "not allowed for this credential")
-        }
-        EngineError::AgentNotFound { .. } => error_frame(
+        EngineError::Domain(DomainError::NotFound) => (ErrorCode::NotFound, "not found".into()),
+        EngineError::Domain(DomainError::Forbidden) => (
+            ErrorCode::Forbidden,
+            "not allowed for this credential".into(),
+        ),
+        EngineError::AgentNotFound { .. } => (
             ErrorCode::PdpNotFound,
-            "the agent configuration for this session is missing",
+            "the agent configuration for this session is missing".into(),
         ),
         other => {
             tracing::error!(error = %other, "a socket command failed");
-            error_frame(
+            (
                 ErrorCode::ServerError,
-                "the server could not process this; retry",
+                "the server could not process this; retry".into(),
             )
         }
     }

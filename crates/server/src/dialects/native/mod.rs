@@ -2,7 +2,7 @@
 //! sessions (`/ws/session/:id`) and the ticketed managed sockets (`/ws/chat/:threadId`,
 //! `/ws/notifications`).
 
-mod frames;
+pub mod frames;
 mod managed;
 mod session;
 

@@ -1,0 +1,550 @@
+//! The Socket.IO dialect (`spec/socketio.md`): Socket.IO v4 at `/socket`, WebSocket and HTTP
+//! long-polling, served by `socketioxide`. A thin adapter: the handshake's `auth` becomes a
+//! principal (the engine decides), client events become core commands, and each joined
+//! conversation's feed is pumped out as Socket.IO events rendered once per event.
+
+pub mod events;
+
+use crate::dialects::native::frames::{describe_engine_error, ErrorCode};
+use crate::dialects::SOCKETIO_SLOT;
+use serde_json::Value;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::SocketIo;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchboard_core::session::SessionRefusal;
+use switchboard_core::{
+    AgentId, Command, ContactId, ConversationId, DomainError, EventKind, Principal, Seq, Topic,
+};
+use switchboard_engine::{
+    ConnectionGuard, Delivery, Engine, EngineError, FeedItem, Outcome, Received,
+};
+use tokio::task::AbortHandle;
+
+/// Settings of the endpoint.
+pub struct SocketIoSettings {
+    /// The largest HTTP long-polling body and WebSocket message accepted.
+    pub max_payload_bytes: u64,
+    /// How many packets may wait to be written to one connection before it counts as slow.
+    pub outbound_queue: usize,
+}
+
+/// The tower layer serving `/socket`; requests to other paths pass through.
+pub fn layer(engine: Arc<Engine>, settings: SocketIoSettings) -> SocketIoLayer {
+    let (layer, io) = SocketIo::builder()
+        .req_path("/socket")
+        .ping_interval(Duration::from_secs(25))
+        .ping_timeout(Duration::from_secs(20))
+        .max_payload(settings.max_payload_bytes)
+        .max_buffer_size(settings.outbound_queue)
+        .build_layer();
+    let on_connect_engine = engine.clone();
+    let authenticate_engine = engine.clone();
+    io.ns(
+        "/",
+        (move |socket: SocketRef| {
+            let engine = on_connect_engine.clone();
+            async move { on_connect(engine, socket).await }
+        })
+        .with(move |socket: SocketRef, TryData(auth): TryData<Value>| {
+            let engine = authenticate_engine.clone();
+            async move { authenticate(engine, socket, auth.ok()).await }
+        }),
+    );
+    // A graceful shutdown tells every Socket.IO client to go away, as the native sockets do.
+    let mut shutdown = engine.shutdown_signal();
+    tokio::spawn(async move {
+        if shutdown.wait_for(|stopping| *stopping).await.is_ok() {
+            let _ = io.disconnect().await;
+        }
+    });
+    layer
+}
+
+/// One client connection: who it is and the conversations it joined.
+struct Connection {
+    engine: Arc<Engine>,
+    principal: Principal,
+    /// The handshake's `conversationId` and `lastSeq`, joined as soon as it connects.
+    first_join: Option<(ConversationId, Option<Seq>)>,
+    joined: Mutex<HashMap<ConversationId, Joined>>,
+    /// Live while connected: presence, and the count a graceful shutdown waits for.
+    guards: Mutex<
+        Option<(
+            ConnectionGuard,
+            Option<switchboard_engine::presence::PresenceGuard>,
+        )>,
+    >,
+    presence_pump: Mutex<Option<AbortHandle>>,
+}
+
+struct Joined {
+    pump: AbortHandle,
+    /// The conversation's contact, whose connection status staff are shown.
+    contact_id: Option<ContactId>,
+}
+
+impl Connection {
+    fn close(&self) {
+        for (_, joined) in self.joined.lock().expect("joins poisoned").drain() {
+            joined.pump.abort();
+        }
+        if let Some(pump) = self.presence_pump.lock().expect("pump poisoned").take() {
+            pump.abort();
+        }
+        self.guards.lock().expect("guards poisoned").take();
+    }
+}
+
+/// The handshake check: the `auth` payload's `token` must stand for a principal. A refusal
+/// reaches the client as `connect_error` carrying this message.
+async fn authenticate(
+    engine: Arc<Engine>,
+    socket: SocketRef,
+    auth: Option<Value>,
+) -> Result<(), String> {
+    let auth = auth.unwrap_or(Value::Null);
+    let token = auth.get("token").and_then(Value::as_str);
+    let principal = engine
+        .authenticate_socket(token)
+        .await
+        .map_err(|refusal| refusal_message(refusal).to_string())?;
+    let first_join = match auth.get("conversationId") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some((
+            events::conversation_id(&auth).map_err(str::to_string)?,
+            events::seq_field(&auth, "lastSeq"),
+        )),
+    };
+    socket.extensions.insert(Arc::new(Connection {
+        engine,
+        principal,
+        first_join,
+        joined: Mutex::default(),
+        guards: Mutex::default(),
+        presence_pump: Mutex::default(),
+    }));
+    Ok(())
+}
+
+fn refusal_message(refusal: SessionRefusal) -> &'static str {
+    match refusal {
+        SessionRefusal::AuthRequired => "No token provided",
+        SessionRefusal::InvalidToken => "Token is invalid or expired",
+        SessionRefusal::SessionNotFound => "Session does not exist",
+        SessionRefusal::SessionExpired => "Session expired",
+    }
+}
+
+async fn on_connect(engine: Arc<Engine>, socket: SocketRef) {
+    let Some(connection) = socket.extensions.get::<Arc<Connection>>() else {
+        // The middleware admits no socket without one.
+        let _ = socket.disconnect();
+        return;
+    };
+    let tracked = engine.track_connection();
+    let present = engine.connected(&connection.principal).await;
+    *connection.guards.lock().expect("guards poisoned") = Some((tracked, present));
+    if matches!(
+        connection.principal,
+        Principal::Agent { .. } | Principal::Integration { .. }
+    ) {
+        start_presence_pump(&connection, &socket);
+    }
+    let on_disconnect = connection.clone();
+    socket.on_disconnect(move |socket: SocketRef| {
+        let connection = on_disconnect.clone();
+        async move {
+            connection.close();
+            socket.extensions.remove::<Arc<Connection>>();
+        }
+    });
+    on_event(&socket, &connection, "join-conversation", join_conversation);
+    on_event(&socket, &connection, "typing-start", |c, s, p, a| {
+        typing(c, s, p, a, true)
+    });
+    on_event(&socket, &connection, "typing-stop", |c, s, p, a| {
+        typing(c, s, p, a, false)
+    });
+    on_event(&socket, &connection, "send-message", send_message);
+    on_event(&socket, &connection, "mark-read", mark_read);
+    if let Some((conversation_id, last_seq)) = connection.first_join {
+        if let Err(error) = join(&connection, &socket, conversation_id, last_seq).await {
+            refuse(&socket, error, Some(conversation_id), None);
+        }
+    }
+}
+
+type EventFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Registers `handle` for client event `name`; it gets the connection, the socket, the
+/// payload (`Value::Null` when it is not JSON) and the acknowledgement.
+fn on_event(
+    socket: &SocketRef,
+    connection: &Arc<Connection>,
+    name: &'static str,
+    handle: fn(Arc<Connection>, SocketRef, Value, AckSender) -> EventFuture,
+) {
+    let connection = connection.clone();
+    socket.on(
+        name,
+        move |socket: SocketRef, TryData(payload): TryData<Value>, ack: AckSender| {
+            let connection = connection.clone();
+            async move {
+                handle(connection, socket, payload.unwrap_or(Value::Null), ack).await;
+            }
+        },
+    );
+}
+
+fn join_conversation(
+    connection: Arc<Connection>,
+    socket: SocketRef,
+    payload: Value,
+    ack: AckSender,
+) -> EventFuture {
+    Box::pin(async move {
+        let conversation_id = match events::conversation_id(&payload) {
+            Ok(id) => id,
+            Err(reason) => return invalid(&socket, reason, ack),
+        };
+        if let Err(error) = connection.engine.count_event(&connection.principal) {
+            return refuse(&socket, error, Some(conversation_id), Some(ack));
+        }
+        let last_seq = events::seq_field(&payload, "lastSeq");
+        match join(&connection, &socket, conversation_id, last_seq).await {
+            Ok(()) => {
+                let _ = ack.send(&serde_json::json!({"ok": true}));
+            }
+            Err(error) => refuse(&socket, error, Some(conversation_id), Some(ack)),
+        }
+    })
+}
+
+fn typing(
+    connection: Arc<Connection>,
+    socket: SocketRef,
+    payload: Value,
+    ack: AckSender,
+    is_typing: bool,
+) -> EventFuture {
+    Box::pin(async move {
+        let conversation_id = match events::conversation_id(&payload) {
+            Ok(id) => id,
+            Err(reason) => return invalid(&socket, reason, ack),
+        };
+        let command = Command::SetTyping {
+            conversation_id,
+            is_typing,
+            private: false,
+        };
+        run(&connection, &socket, command, conversation_id, ack).await;
+    })
+}
+
+fn send_message(
+    connection: Arc<Connection>,
+    socket: SocketRef,
+    payload: Value,
+    ack: AckSender,
+) -> EventFuture {
+    Box::pin(async move {
+        let conversation_id = match events::conversation_id(&payload) {
+            Ok(id) => id,
+            Err(reason) => return invalid(&socket, reason, ack),
+        };
+        let (content, client_message_id) = match events::message_fields(&payload) {
+            Ok(fields) => fields,
+            Err(reason) => return invalid(&socket, reason, ack),
+        };
+        let command = Command::SendMessage {
+            conversation_id,
+            content,
+            client_message_id,
+            private: false,
+        };
+        run(&connection, &socket, command, conversation_id, ack).await;
+    })
+}
+
+fn mark_read(
+    connection: Arc<Connection>,
+    socket: SocketRef,
+    payload: Value,
+    ack: AckSender,
+) -> EventFuture {
+    Box::pin(async move {
+        let conversation_id = match events::conversation_id(&payload) {
+            Ok(id) => id,
+            Err(reason) => return invalid(&socket, reason, ack),
+        };
+        let Some(seq) = events::seq_field(&payload, "seq") else {
+            return invalid(&socket, "seq is missing or not a sequence number", ack);
+        };
+        let command = Command::MarkRead {
+            conversation_id,
+            seq,
+        };
+        run(&connection, &socket, command, conversation_id, ack).await;
+    })
+}
+
+/// Executes a command; the acknowledgement (when asked for) gets the stored message or
+/// `{ok: true}`, or the refusal under `error`.
+async fn run(
+    connection: &Connection,
+    socket: &SocketRef,
+    command: Command,
+    conversation_id: ConversationId,
+    ack: AckSender,
+) {
+    match connection
+        .engine
+        .execute(&connection.principal, command)
+        .await
+    {
+        Ok(Outcome::Message { message, .. }) => {
+            let _ = ack.send(&crate::json::message(&message));
+        }
+        Ok(Outcome::Done) => {
+            let _ = ack.send(&serde_json::json!({"ok": true}));
+        }
+        Err(error) => refuse(socket, error, Some(conversation_id), Some(ack)),
+    }
+}
+
+/// A payload that cannot be read: an `error` event (and a refused acknowledgement).
+fn invalid(socket: &SocketRef, reason: &str, ack: AckSender) {
+    let payload = events::error(ErrorCode::InvalidJson.as_str(), reason, None);
+    let _ = socket.emit("error", &payload);
+    let _ = ack.send(&serde_json::json!({ "error": payload }));
+}
+
+/// Tells the client why an event was refused: `rate-limit-exceeded` for a rate limit, an
+/// `error` event otherwise; the acknowledgement, when there is one, carries the same error.
+fn refuse(
+    socket: &SocketRef,
+    error: EngineError,
+    conversation_id: Option<ConversationId>,
+    ack: Option<AckSender>,
+) {
+    let payload = match error {
+        EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => {
+            let _ = socket.emit("rate-limit-exceeded", &events::rate_limited(retry_after_ms));
+            events::error(
+                ErrorCode::RateLimited.as_str(),
+                "rate limit exceeded",
+                conversation_id,
+            )
+        }
+        other => {
+            let (code, message) = describe_engine_error(other);
+            let payload = events::error(code.as_str(), &message, conversation_id);
+            let _ = socket.emit("error", &payload);
+            payload
+        }
+    };
+    if let Some(ack) = ack {
+        let _ = ack.send(&serde_json::json!({ "error": payload }));
+    }
+}
+
+/// Joins a conversation: authorised by the engine when the feed opens; then what this
+/// principal has not been delivered goes out as `message-replay`, and live events follow.
+async fn join(
+    connection: &Arc<Connection>,
+    socket: &SocketRef,
+    conversation_id: ConversationId,
+    last_seq: Option<Seq>,
+) -> Result<(), EngineError> {
+    if connection
+        .joined
+        .lock()
+        .expect("joins poisoned")
+        .contains_key(&conversation_id)
+    {
+        return Ok(());
+    }
+    let engine = &connection.engine;
+    let feed = engine
+        .open_feed(
+            &connection.principal,
+            conversation_id,
+            last_seq,
+            events::shows,
+        )
+        .await?;
+    let staff = matches!(
+        connection.principal,
+        Principal::Agent { .. } | Principal::Integration { .. }
+    );
+    let contact_id = if staff {
+        let conversation = engine
+            .get_conversation(&connection.principal, conversation_id)
+            .await?;
+        Some(conversation.contact_id)
+    } else {
+        None
+    };
+    let pump = tokio::spawn(pump(
+        connection.clone(),
+        socket.clone(),
+        conversation_id,
+        feed,
+    ));
+    let mut joined = connection.joined.lock().expect("joins poisoned");
+    if joined.contains_key(&conversation_id) {
+        // Joined twice at once: the first stays.
+        pump.abort();
+        return Ok(());
+    }
+    joined.insert(
+        conversation_id,
+        Joined {
+            pump: pump.abort_handle(),
+            contact_id,
+        },
+    );
+    drop(joined);
+    if let Some(contact_id) = contact_id {
+        let status = engine.contact_presence(contact_id);
+        let _ = socket.emit(
+            "presence",
+            &events::presence(conversation_id, contact_id, status),
+        );
+    }
+    Ok(())
+}
+
+/// Sends a joined conversation's events to the client until it leaves: first the replay,
+/// then live events. A client too slow to keep up is disconnected; it rejoins and resumes.
+async fn pump(
+    connection: Arc<Connection>,
+    socket: SocketRef,
+    conversation_id: ConversationId,
+    mut feed: switchboard_engine::Feed,
+) {
+    let engine = connection.engine.clone();
+    let replay = match feed.catch_up().await {
+        Ok(deliveries) => deliveries,
+        Err(error) => {
+            tracing::warn!(%error, conversation = %conversation_id, "replay failed");
+            Vec::new()
+        }
+    };
+    let messages: Vec<Value> = replay
+        .iter()
+        .filter_map(|delivery| match &delivery.event().kind {
+            EventKind::MessageCreated(message) => Some(crate::json::message(message)),
+            _ => None,
+        })
+        .collect();
+    // One argument holding the array, as `socket.on("message-replay", (messages) => ...)`
+    // expects (a bare array would be spread into several arguments).
+    if socket.emit("message-replay", &(messages,)).is_err() {
+        return;
+    }
+    engine.note_written(&connection.principal, &replay);
+    // Who this connection last saw join, so it can be told when they leave.
+    let mut present_agent: Option<(AgentId, String)> = None;
+    loop {
+        match feed.next().await {
+            FeedItem::Deliveries(deliveries) => {
+                for delivery in &deliveries {
+                    if !emit_delivery(&socket, delivery, &mut present_agent) {
+                        tracing::info!(conversation = %conversation_id, "Socket.IO client too slow; disconnecting");
+                        let _ = socket.clone().disconnect();
+                        return;
+                    }
+                }
+                engine.note_written(&connection.principal, &deliveries);
+            }
+            FeedItem::Evicted(_) => {
+                let _ = socket.clone().disconnect();
+                return;
+            }
+        }
+    }
+}
+
+/// Emits one delivery; false when the client's buffer is full.
+fn emit_delivery(
+    socket: &SocketRef,
+    delivery: &Delivery,
+    present_agent: &mut Option<(AgentId, String)>,
+) -> bool {
+    let event = delivery.event();
+    match &event.kind {
+        EventKind::AgentJoined {
+            agent_id,
+            agent_name,
+            ..
+        } => *present_agent = Some((*agent_id, agent_name.clone())),
+        EventKind::AssigneeChanged(conversation) => {
+            let left = match present_agent {
+                Some((agent_id, _)) => conversation.assignee_id != Some(*agent_id),
+                None => false,
+            };
+            if left {
+                let (_, name) = present_agent.take().expect("checked above");
+                let payload = events::agent_change(conversation.id, &name);
+                return socket.emit("agent-left", &payload).is_ok();
+            }
+            return true;
+        }
+        _ => {}
+    }
+    let rendered = delivery.rendered(SOCKETIO_SLOT, events::render);
+    match rendered.as_ref() {
+        Some((name, payload)) => socket.emit(*name, &**payload).is_ok(),
+        None => true,
+    }
+}
+
+/// Staff see the connection status of the contacts of the conversations they joined: presence
+/// changes arrive on their account's topic and are told per joined conversation.
+fn start_presence_pump(connection: &Arc<Connection>, socket: &SocketRef) {
+    let engine = &connection.engine;
+    let account_id = connection.principal.account_id();
+    let mut subscription = engine.hub().subscribe_only(
+        connection.principal.clone(),
+        vec![Topic::Account(account_id)],
+        engine.config().outbound_queue,
+        |kind| matches!(kind, EventKind::PresenceUpdate { .. }),
+    );
+    let weak = Arc::downgrade(connection);
+    let socket = socket.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let deliveries = match subscription.recv().await {
+                Received::Deliveries(deliveries) => deliveries,
+                Received::Evicted(_) => return,
+            };
+            let Some(connection) = weak.upgrade() else {
+                return;
+            };
+            for delivery in deliveries {
+                let EventKind::PresenceUpdate { contacts, .. } = &delivery.event().kind else {
+                    continue;
+                };
+                let joined: Vec<(ConversationId, ContactId)> = connection
+                    .joined
+                    .lock()
+                    .expect("joins poisoned")
+                    .iter()
+                    .filter_map(|(id, joined)| joined.contact_id.map(|contact| (*id, contact)))
+                    .collect();
+                for (contact_id, status) in contacts {
+                    for (conversation_id, _) in joined.iter().filter(|(_, c)| c == contact_id) {
+                        let payload = events::presence(*conversation_id, *contact_id, *status);
+                        let _ = socket.emit("presence", &payload);
+                    }
+                }
+            }
+        }
+    });
+    *connection.presence_pump.lock().expect("pump poisoned") = Some(task.abort_handle());
+}
