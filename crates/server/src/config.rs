@@ -26,6 +26,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for connections to close.
     pub shutdown_grace: Duration,
+    /// How often Socket.IO connections are pinged, and how long a pong may take.
+    pub socketio_ping_interval: Duration,
+    pub socketio_ping_timeout: Duration,
     pub engine: EngineConfig,
 }
 
@@ -42,6 +45,8 @@ impl Settings {
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            socketio_ping_interval: Duration::from_secs(25),
+            socketio_ping_timeout: Duration::from_secs(20),
             engine: EngineConfig::default(),
         }
     }
@@ -90,6 +95,8 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     session_ttl_secs: Option<u64>,
     heartbeat_timeout_secs: Option<u64>,
+    socketio_ping_interval_ms: Option<u64>,
+    socketio_ping_timeout_ms: Option<u64>,
     outbound_queue: Option<usize>,
     max_message_bytes: Option<usize>,
     rate_limits: Option<RateRules>,
@@ -129,6 +136,12 @@ impl FileSettings {
         }
         if let Some(secs) = self.heartbeat_timeout_secs {
             settings.engine.heartbeat_timeout = Duration::from_secs(secs);
+        }
+        if let Some(ms) = self.socketio_ping_interval_ms {
+            settings.socketio_ping_interval = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.socketio_ping_timeout_ms {
+            settings.socketio_ping_timeout = Duration::from_millis(ms);
         }
         if let Some(queue) = self.outbound_queue {
             settings.engine.outbound_queue = queue;

@@ -154,6 +154,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         crate::dialects::socketio::SocketIoSettings {
             max_payload_bytes: state.settings.max_frame_bytes as u64 * 4,
             outbound_queue: state.settings.engine.outbound_queue,
+            ping_interval: state.settings.socketio_ping_interval,
+            ping_timeout: state.settings.socketio_ping_timeout,
         },
     );
     let app = rest::router()

@@ -30,14 +30,16 @@ pub struct SocketIoSettings {
     pub max_payload_bytes: u64,
     /// How many packets may wait to be written to one connection before it counts as slow.
     pub outbound_queue: usize,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
 }
 
 /// The tower layer serving `/socket`; requests to other paths pass through.
 pub fn layer(engine: Arc<Engine>, settings: SocketIoSettings) -> SocketIoLayer {
     let (layer, io) = SocketIo::builder()
         .req_path("/socket")
-        .ping_interval(Duration::from_secs(25))
-        .ping_timeout(Duration::from_secs(20))
+        .ping_interval(settings.ping_interval)
+        .ping_timeout(settings.ping_timeout)
         .max_payload(settings.max_payload_bytes)
         .max_buffer_size(settings.outbound_queue)
         .build_layer();
