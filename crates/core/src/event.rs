@@ -60,6 +60,12 @@ pub enum EventKind {
         agent_id: AgentId,
         agent_name: String,
     },
+    /// The human agent a conversation was assigned to no longer has it.
+    AgentLeft {
+        conversation_id: ConversationId,
+        agent_id: AgentId,
+        agent_name: String,
+    },
     SessionEnded {
         session_id: SessionId,
         conversation_id: ConversationId,
@@ -118,6 +124,7 @@ impl Event {
             EventKind::TypingOff { .. } => "conversation.typing_off",
             EventKind::ConversationRead { .. } => "conversation.read",
             EventKind::AgentJoined { .. } => "agent.joined",
+            EventKind::AgentLeft { .. } => "agent.left",
             EventKind::SessionEnded { .. } => "session.ended",
             EventKind::BotFailed { .. } => "agent.failed",
             EventKind::NotificationCreated(_) => "notification.created",
@@ -148,6 +155,9 @@ impl Event {
                 conversation_id, ..
             }
             | EventKind::AgentJoined {
+                conversation_id, ..
+            }
+            | EventKind::AgentLeft {
                 conversation_id, ..
             }
             | EventKind::SessionEnded {

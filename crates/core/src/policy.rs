@@ -101,6 +101,7 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
         EventKind::ConversationCreated(_)
         | EventKind::ConversationStatusChanged(_)
         | EventKind::AgentJoined { .. }
+        | EventKind::AgentLeft { .. }
         | EventKind::SessionEnded { .. }
         | EventKind::BotFailed { .. }
         | EventKind::AccountStatusUpdated { .. } => true,

@@ -1060,6 +1060,11 @@ impl Engine {
         assignee_id: Option<AgentId>,
         by: &Principal,
     ) -> Result<(), EngineError> {
+        let before = self
+            .store
+            .conversation(scope.conversation_id)
+            .await?
+            .and_then(|conversation| conversation.assignee_id);
         let (conversation, changed) = self
             .store
             .update_conversation(
@@ -1076,6 +1081,18 @@ impl Engine {
             EventKind::AssigneeChanged(conversation),
         ))
         .await?;
+        if let Some(left) = before.filter(|previous| Some(*previous) != assignee_id) {
+            let agent_name = self.agent_name(scope.account_id, left).await?;
+            self.publish(Event::in_conversation(
+                scope,
+                EventKind::AgentLeft {
+                    conversation_id: scope.conversation_id,
+                    agent_id: left,
+                    agent_name,
+                },
+            ))
+            .await?;
+        }
         if let Some(assignee_id) = assignee_id {
             self.agent_took_part(scope, assignee_id).await?;
             let by_assignee =
@@ -1102,6 +1119,20 @@ impl Engine {
         Ok(())
     }
 
+    /// An agent's display name (empty for one deleted since).
+    async fn agent_name(
+        &self,
+        account_id: AccountId,
+        agent_id: AgentId,
+    ) -> Result<String, EngineError> {
+        Ok(self
+            .store
+            .agent(account_id, agent_id)
+            .await?
+            .map(|agent| agent.name)
+            .unwrap_or_default())
+    }
+
     /// Publishes `agent.joined` the first time an agent takes part in a conversation.
     async fn agent_took_part(
         &self,
@@ -1113,12 +1144,7 @@ impl Engine {
             .add_participant(scope.conversation_id, agent_id)
             .await?
         {
-            let agent_name = self
-                .store
-                .agent(scope.account_id, agent_id)
-                .await?
-                .map(|agent| agent.name)
-                .unwrap_or_default();
+            let agent_name = self.agent_name(scope.account_id, agent_id).await?;
             self.publish(Event::in_conversation(
                 scope,
                 EventKind::AgentJoined {

@@ -194,6 +194,11 @@ pub fn event_frame(event: &Event) -> Value {
             conversation_id,
             agent_id,
             agent_name,
+        }
+        | EventKind::AgentLeft {
+            conversation_id,
+            agent_id,
+            agent_name,
         } => {
             json!({"conversationId": conversation_id.0, "agentId": agent_id.0, "agentName": agent_name})
         }

@@ -344,3 +344,36 @@ test("long-polling clients work too", async () => {
   const stored = await emitWithAck(socket, "send-message", { conversationId, content: "over polling" });
   assert.equal(stored.content, "over polling");
 });
+
+test("the visitor is told when the agent leaves the conversation", async () => {
+  const { socket, conversationId } = await connectedVisitor();
+  const joined = next(socket, "agent-joined");
+  await takeOver(conversationId);
+  await joined;
+  const left = next(socket, "agent-left");
+  const { status } = await api(
+    "POST",
+    `/api/v1/conversations/${conversationId}/assignments`,
+    demo.agent.accessToken,
+    { assigneeId: null },
+  );
+  assert.equal(status, 200);
+  assert.deepEqual(await left, {
+    conversationId: Number(conversationId),
+    agentName: demo.agent.name,
+  });
+});
+
+test("the document's own credential, the account API key, connects as the integration", async () => {
+  const session = await startSession();
+  const conversationId = String(session.conversationId);
+  const socket = connect({ token: demo.apiKey, conversationId });
+  await next(socket, "message-replay");
+  const seen = next(socket, "message", (m) => m.content === "hello integration");
+  const visitor = connect({ token: session.token, conversationId });
+  await next(visitor, "message-replay");
+  await emitWithAck(visitor, "send-message", { conversationId, content: "hello integration" });
+  await seen;
+  const publishable = connect({ token: demo.publishableKey }, { reconnection: false });
+  assert.equal((await next(publishable, "connect_error")).message, "Token is invalid or expired");
+});

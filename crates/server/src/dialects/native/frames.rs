@@ -445,6 +445,7 @@ pub fn session_shows(kind: &EventKind) -> bool {
         | EventKind::AssigneeChanged(_)
         | EventKind::TeamChanged(_)
         | EventKind::AgentJoined { .. }
+        | EventKind::AgentLeft { .. }
         | EventKind::NotificationCreated(_)
         | EventKind::ContactCreated(_)
         | EventKind::ContactUpdated(_)

@@ -32,9 +32,10 @@ pub fn shows(kind: &EventKind) -> bool {
         | EventKind::TypingOff { .. }
         | EventKind::ConversationRead { .. }
         | EventKind::AgentJoined { .. }
-        | EventKind::AssigneeChanged(_)
+        | EventKind::AgentLeft { .. }
         | EventKind::BotFailed { .. } => true,
-        EventKind::ConversationCreated(_)
+        EventKind::AssigneeChanged(_)
+        | EventKind::ConversationCreated(_)
         | EventKind::ConversationStatusChanged(_)
         | EventKind::TeamChanged(_)
         | EventKind::SessionEnded { .. }
@@ -46,8 +47,7 @@ pub fn shows(kind: &EventKind) -> bool {
     }
 }
 
-/// Renders a conversation event. `agent-left` depends on what the connection saw before, so
-/// the adapter makes it; assignment changes render to nothing here.
+/// Renders a conversation event; kinds this dialect does not show render to nothing.
 pub fn render(event: &Event) -> Rendered {
     let (name, payload) = match &event.kind {
         EventKind::MessageCreated(message) | EventKind::MessageUpdated(message) => {
@@ -75,6 +75,11 @@ pub fn render(event: &Event) -> Rendered {
             agent_name,
             ..
         } => ("agent-joined", agent_change(*conversation_id, agent_name)),
+        EventKind::AgentLeft {
+            conversation_id,
+            agent_name,
+            ..
+        } => ("agent-left", agent_change(*conversation_id, agent_name)),
         EventKind::BotFailed {
             conversation_id, ..
         } => (
@@ -94,8 +99,7 @@ fn typing(conversation_id: ConversationId, actor: &Actor, is_typing: bool) -> Va
     json!({"conversationId": conversation_id.0, "isTyping": is_typing, "userId": user_id(actor)})
 }
 
-/// The payload of `agent-joined` and `agent-left`.
-pub fn agent_change(conversation_id: ConversationId, agent_name: &str) -> Value {
+fn agent_change(conversation_id: ConversationId, agent_name: &str) -> Value {
     json!({"conversationId": conversation_id.0, "agentName": agent_name})
 }
 
@@ -207,6 +211,13 @@ mod tests {
             agent_name: "Grace".into(),
         });
         assert_eq!(name, "agent-joined");
+        assert_eq!(payload, r#"{"agentName":"Grace","conversationId":7}"#);
+        let (name, payload) = rendered(EventKind::AgentLeft {
+            conversation_id: ConversationId(7),
+            agent_id: AgentId(2),
+            agent_name: "Grace".into(),
+        });
+        assert_eq!(name, "agent-left");
         assert_eq!(payload, r#"{"agentName":"Grace","conversationId":7}"#);
         let (name, payload) = rendered(EventKind::ConversationRead {
             conversation_id: ConversationId(7),

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_core::session::SessionRefusal;
 use switchboard_core::{
-    AgentId, Command, ContactId, ConversationId, DomainError, EventKind, Principal, Seq, Topic,
+    Command, ContactId, ConversationId, DomainError, EventKind, Principal, Seq, Topic,
 };
 use switchboard_engine::{
     ConnectionGuard, Delivery, Engine, EngineError, FeedItem, Outcome, Received,
@@ -450,13 +450,11 @@ async fn pump(
         return;
     }
     engine.note_written(&connection.principal, &replay);
-    // Who this connection last saw join, so it can be told when they leave.
-    let mut present_agent: Option<(AgentId, String)> = None;
     loop {
         match feed.next().await {
             FeedItem::Deliveries(deliveries) => {
                 for delivery in &deliveries {
-                    if !emit_delivery(&socket, delivery, &mut present_agent) {
+                    if !emit_delivery(&socket, delivery) {
                         tracing::info!(conversation = %conversation_id, "Socket.IO client too slow; disconnecting");
                         let _ = socket.clone().disconnect();
                         return;
@@ -473,32 +471,7 @@ async fn pump(
 }
 
 /// Emits one delivery; false when the client's buffer is full.
-fn emit_delivery(
-    socket: &SocketRef,
-    delivery: &Delivery,
-    present_agent: &mut Option<(AgentId, String)>,
-) -> bool {
-    let event = delivery.event();
-    match &event.kind {
-        EventKind::AgentJoined {
-            agent_id,
-            agent_name,
-            ..
-        } => *present_agent = Some((*agent_id, agent_name.clone())),
-        EventKind::AssigneeChanged(conversation) => {
-            let left = match present_agent {
-                Some((agent_id, _)) => conversation.assignee_id != Some(*agent_id),
-                None => false,
-            };
-            if left {
-                let (_, name) = present_agent.take().expect("checked above");
-                let payload = events::agent_change(conversation.id, &name);
-                return socket.emit("agent-left", &payload).is_ok();
-            }
-            return true;
-        }
-        _ => {}
-    }
+fn emit_delivery(socket: &SocketRef, delivery: &Delivery) -> bool {
     let rendered = delivery.rendered(SOCKETIO_SLOT, events::render);
     match rendered.as_ref() {
         Some((name, payload)) => socket.emit(*name, &**payload).is_ok(),
