@@ -50,6 +50,7 @@ fn typing(account_id: AccountId, n: i64) -> Arc<Event> {
     Arc::new(Event {
         account_id,
         inbox_id: None,
+        contact_id: None,
         kind: EventKind::TypingOn {
             conversation_id: ConversationId(n),
             actor: Actor::Contact(ContactId(1)),

@@ -29,6 +29,10 @@ pub struct Event {
     pub account_id: AccountId,
     /// The inbox of the event's conversation; `None` for events about no conversation.
     pub inbox_id: Option<InboxId>,
+    /// The contact of the event's conversation, when it is about one: contacts are sent only
+    /// their own conversations' events.
+    #[serde(default)]
+    pub contact_id: Option<ContactId>,
     pub kind: EventKind,
 }
 
@@ -97,6 +101,8 @@ pub enum Topic {
     Conversation(ConversationId),
     /// Everything in an account that its agents may see.
     Account(AccountId),
+    /// Everything in one contact's conversations (what a contact's subscription follows).
+    Contact(ContactId),
     /// One agent's own notifications.
     Agent(AgentId),
 }
@@ -107,6 +113,7 @@ impl Event {
         Event {
             account_id: scope.account_id,
             inbox_id: Some(scope.inbox_id),
+            contact_id: Some(scope.contact_id),
             kind,
         }
     }
@@ -181,10 +188,14 @@ impl Event {
             (EventKind::NotificationCreated(notification), _) => {
                 vec![Topic::Agent(notification.agent_id)]
             }
-            (_, Some(conversation_id)) => vec![
-                Topic::Conversation(conversation_id),
-                Topic::Account(self.account_id),
-            ],
+            (_, Some(conversation_id)) => {
+                let mut topics = vec![
+                    Topic::Conversation(conversation_id),
+                    Topic::Account(self.account_id),
+                ];
+                topics.extend(self.contact_id.map(Topic::Contact));
+                topics
+            }
             (_, None) => vec![Topic::Account(self.account_id)],
         }
     }

@@ -63,13 +63,21 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
     if viewer.account_id() != event.account_id {
         return false;
     }
-    if let Principal::SessionVisitor {
-        conversation_id, ..
-    } = viewer
-    {
-        if Some(*conversation_id) != event.conversation_id() {
-            return false;
+    match viewer {
+        Principal::SessionVisitor {
+            conversation_id, ..
+        } => {
+            if Some(*conversation_id) != event.conversation_id() {
+                return false;
+            }
         }
+        // A contact sees its own conversations' events, and no other conversation's.
+        Principal::Contact { contact_id, .. } => {
+            if event.conversation_id().is_some() && event.contact_id != Some(*contact_id) {
+                return false;
+            }
+        }
+        _ => {}
     }
     if let (Some(inbox_id), Principal::Agent { .. }) = (event.inbox_id, viewer) {
         if !sees_inbox(viewer, inbox_id, access) {
@@ -260,10 +268,30 @@ mod tests {
     }
 
     #[test]
+    fn contacts_see_only_their_own_conversations() {
+        let own = event(EventKind::MessageCreated(message(false)));
+        let contact = |id| Principal::Contact {
+            account_id: AccountId(1),
+            contact_id: ContactId(id),
+        };
+        let mine = own
+            .contact_id
+            .expect("a conversation event names its contact");
+        assert!(may_receive(&contact(mine.0), &own, &NoMemberships));
+        assert!(!may_receive(&contact(mine.0 + 1), &own, &NoMemberships));
+        assert_eq!(
+            own.topics().last(),
+            Some(&crate::Topic::Contact(mine)),
+            "published on the contact's topic too"
+        );
+    }
+
+    #[test]
     fn events_never_cross_accounts() {
         let foreign = Event {
             account_id: AccountId(2),
             inbox_id: Some(InboxId(1)),
+            contact_id: None,
             kind: EventKind::MessageCreated(message(false)),
         };
         assert!(!may_receive(&visitor(), &foreign, &NoMemberships));

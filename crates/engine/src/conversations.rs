@@ -146,6 +146,7 @@ impl Engine {
         self.publish(Event {
             account_id: contact.account_id,
             inbox_id: None,
+            contact_id: None,
             kind: EventKind::ContactUpdated(contact.clone()),
         })
         .await?;

@@ -1111,6 +1111,7 @@ impl Engine {
                 self.publish(Event {
                     account_id: scope.account_id,
                     inbox_id: Some(scope.inbox_id),
+                    contact_id: None,
                     kind: EventKind::NotificationCreated(notification),
                 })
                 .await?;

@@ -179,6 +179,7 @@ pub(crate) fn message_event(message: switchboard_core::Message) -> Arc<Event> {
     Arc::new(Event {
         account_id: message.account_id,
         inbox_id: None,
+        contact_id: None,
         kind: EventKind::MessageCreated(message),
     })
 }

@@ -347,6 +347,7 @@ mod tests {
         Arc::new(Event {
             account_id: AccountId(1),
             inbox_id: Some(InboxId(1)),
+            contact_id: None,
             kind: EventKind::TypingOn {
                 conversation_id: ConversationId(conversation),
                 actor: Actor::Bot {

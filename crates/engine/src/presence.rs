@@ -226,6 +226,7 @@ impl Engine {
             let event = Event {
                 account_id,
                 inbox_id,
+                contact_id: None,
                 kind,
             };
             if let Err(error) = self.publish(event).await {

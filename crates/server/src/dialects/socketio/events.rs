@@ -172,6 +172,7 @@ mod tests {
         Event {
             account_id: AccountId(1),
             inbox_id: Some(InboxId(1)),
+            contact_id: None,
             kind,
         }
     }
