@@ -63,21 +63,18 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
     if viewer.account_id() != event.account_id {
         return false;
     }
-    match viewer {
+    let foreign_conversation = match viewer {
         Principal::SessionVisitor {
             conversation_id, ..
-        } => {
-            if Some(*conversation_id) != event.conversation_id() {
-                return false;
-            }
-        }
+        } => Some(*conversation_id) != event.conversation_id(),
         // A contact sees its own conversations' events, and no other conversation's.
         Principal::Contact { contact_id, .. } => {
-            if event.conversation_id().is_some() && event.contact_id != Some(*contact_id) {
-                return false;
-            }
+            event.conversation_id().is_some() && event.contact_id != Some(*contact_id)
         }
-        _ => {}
+        _ => false,
+    };
+    if foreign_conversation {
+        return false;
     }
     if let (Some(inbox_id), Principal::Agent { .. }) = (event.inbox_id, viewer) {
         if !sees_inbox(viewer, inbox_id, access) {
