@@ -122,6 +122,19 @@ pub struct Contact {
     pub created_at: UnixMillis,
 }
 
+/// A contact as a widget of one inbox knows it: its `source_id` there and the pubsub token
+/// its widget subscribes with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactInbox {
+    pub id: i64,
+    pub contact_id: ContactId,
+    pub inbox_id: InboxId,
+    pub source_id: String,
+    pub pubsub_token: String,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConversationStatus {
     Open,

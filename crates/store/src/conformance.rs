@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             delivery_cursors_only_move_forward,
             batched_appends_keep_order_and_fail_alone,
             appends_report_the_assignee,
+            widget_contacts_and_their_conversations,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -1033,4 +1034,83 @@ pub async fn appends_report_the_assignee(store: &Arc<dyn Store>) {
         .unwrap();
     assert!(!repeated.created);
     assert_eq!(repeated.assignee_id, Some(agent.id));
+}
+
+pub async fn widget_contacts_and_their_conversations(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let inbox = store
+        .inbox_by_identifier(&world.inbox.identifier)
+        .await
+        .unwrap()
+        .expect("found by identifier");
+    assert_eq!(inbox.id, world.inbox.id);
+    assert!(store.inbox_by_identifier("nope").await.unwrap().is_none());
+    let token = unique("pubsub");
+    let new = NewContactInbox {
+        account_id: world.account.id,
+        inbox_id: inbox.id,
+        source_id: unique("source"),
+        pubsub_token: token.clone(),
+        pubsub_token_hash: unique("hash"),
+        details: ContactDetails {
+            name: Some("Lin".into()),
+            ..ContactDetails::default()
+        },
+        now: NOW,
+    };
+    let (contact, contact_inbox) = store.create_contact_inbox(new.clone()).await.unwrap();
+    assert_eq!(contact.details.name.as_deref(), Some("Lin"));
+    assert_eq!(contact_inbox.pubsub_token, token);
+    assert!(
+        matches!(
+            store.create_contact_inbox(new.clone()).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a source_id is unique in its inbox"
+    );
+    let (found, found_inbox) = store
+        .contact_inbox(inbox.id, &new.source_id)
+        .await
+        .unwrap()
+        .expect("found by source_id");
+    assert_eq!((found.id, found_inbox.id), (contact.id, contact_inbox.id));
+    assert_eq!(
+        store.contact_inbox_of(inbox.id, contact.id).await.unwrap(),
+        Some(contact_inbox)
+    );
+    assert!(store
+        .contact_by_token_hash(&new.pubsub_token_hash)
+        .await
+        .unwrap()
+        .is_some());
+    let first = store
+        .create_conversation(world.account.id, inbox.id, contact.id, NOW)
+        .await
+        .unwrap();
+    let second = store
+        .create_conversation(world.account.id, inbox.id, contact.id, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(first.last_seq, 0);
+    assert_eq!(first.contact_id, contact.id);
+    let listed = store
+        .contact_conversations(inbox.id, contact.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![first.id, second.id]
+    );
+    let (agent, _) = new_agent(world.account.id, &unique("agent"), AgentRole::Agent);
+    let pubsub = agent.pubsub_token.clone();
+    let agent = store.create_agent(agent, NOW).await.unwrap();
+    assert_eq!(
+        store
+            .agent_by_pubsub_token(&pubsub)
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(agent.id)
+    );
+    assert!(store.agent_by_pubsub_token("nope").await.unwrap().is_none());
 }

@@ -49,6 +49,19 @@ pub struct NewAgent {
     pub pubsub_token: String,
 }
 
+/// A contact created through an inbox's widget API, with its place in that inbox.
+#[derive(Clone, Debug)]
+pub struct NewContactInbox {
+    pub account_id: AccountId,
+    pub inbox_id: InboxId,
+    pub source_id: String,
+    /// Kept as given (the widget reads it back) and, hashed, as the contact's credential.
+    pub pubsub_token: String,
+    pub pubsub_token_hash: String,
+    pub details: ContactDetails,
+    pub now: UnixMillis,
+}
+
 /// A new demo session: the store creates its contact, conversation and session together.
 #[derive(Clone, Debug)]
 pub struct NewSession {
@@ -323,6 +336,42 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Contact>>;
     /// The contact whose pubsub token hashes to `token_hash`.
     async fn contact_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Contact>>;
+
+    /// The inbox a widget is configured with.
+    async fn inbox_by_identifier(&self, identifier: &str) -> StoreResult<Option<Inbox>>;
+    /// Creates a contact and its place in an inbox (`source_id` unique per inbox).
+    async fn create_contact_inbox(
+        &self,
+        contact: NewContactInbox,
+    ) -> StoreResult<(Contact, ContactInbox)>;
+    /// A contact by its `source_id` in an inbox.
+    async fn contact_inbox(
+        &self,
+        inbox_id: InboxId,
+        source_id: &str,
+    ) -> StoreResult<Option<(Contact, ContactInbox)>>;
+    /// A contact's place in an inbox, by the contact.
+    async fn contact_inbox_of(
+        &self,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+    ) -> StoreResult<Option<ContactInbox>>;
+    /// Opens a new conversation of a contact in an inbox.
+    async fn create_conversation(
+        &self,
+        account_id: AccountId,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+        now: UnixMillis,
+    ) -> StoreResult<Conversation>;
+    /// A contact's conversations in an inbox, oldest first.
+    async fn contact_conversations(
+        &self,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+    ) -> StoreResult<Vec<Conversation>>;
+    /// The agent whose pubsub token this is.
+    async fn agent_by_pubsub_token(&self, token: &str) -> StoreResult<Option<Agent>>;
 
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;

@@ -207,6 +207,21 @@ CREATE TABLE delivery_cursors (
     PRIMARY KEY (owner_kind, owner_id, conversation_id)
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE contact_inboxes (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    contact_id INTEGER NOT NULL,
+    inbox_id INTEGER NOT NULL,
+    source_id TEXT NOT NULL,
+    pubsub_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (inbox_id, source_id)
+);
+CREATE INDEX contact_inboxes_contact ON contact_inboxes (contact_id, inbox_id);
+CREATE INDEX conversations_contact ON conversations (contact_id, inbox_id, id);
+"#,
 ];
 
 fn open_connection(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
@@ -423,6 +438,18 @@ fn bot_from_row(row: &Row) -> rusqlite::Result<Bot> {
         account_id: AccountId(row.get("account_id")?),
         name: row.get("name")?,
         kind,
+    })
+}
+
+fn contact_inbox_from_row(row: &Row) -> rusqlite::Result<ContactInbox> {
+    Ok(ContactInbox {
+        id: row.get("id")?,
+        contact_id: ContactId(row.get("contact_id")?),
+        inbox_id: InboxId(row.get("inbox_id")?),
+        source_id: row.get("source_id")?,
+        pubsub_token: row.get("pubsub_token")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
     })
 }
 
@@ -997,6 +1024,180 @@ impl Store for SqliteStore {
                 expires_at: session.expires_at,
                 ended_at: None,
             })
+        })
+        .await
+    }
+
+    async fn inbox_by_identifier(&self, identifier: &str) -> StoreResult<Option<Inbox>> {
+        let identifier = identifier.to_string();
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM inboxes WHERE identifier = ?1")?
+                .query_row([identifier], inbox_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_contact_inbox(
+        &self,
+        contact: NewContactInbox,
+    ) -> StoreResult<(Contact, ContactInbox)> {
+        self.write(move |connection| {
+            let taken: bool = connection
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM contact_inboxes WHERE inbox_id = ?1 \
+                     AND source_id = ?2)",
+                    params![contact.inbox_id.0, contact.source_id],
+                    |row| row.get(0),
+                )
+                .map_err(from_sqlite)?;
+            if taken {
+                return Err(StoreError::Conflict {
+                    what: "contact source_id",
+                });
+            }
+            let details = &contact.details;
+            connection
+                .execute(
+                    "INSERT INTO contacts (account_id, name, email, phone_number, identifier, \
+                     created_at, pubsub_token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        contact.account_id.0,
+                        details.name,
+                        details.email,
+                        details.phone_number,
+                        details.identifier,
+                        contact.now,
+                        contact.pubsub_token_hash
+                    ],
+                )
+                .map_err(from_sqlite)?;
+            let contact_id = ContactId(connection.last_insert_rowid());
+            connection
+                .execute(
+                    "INSERT INTO contact_inboxes (account_id, contact_id, inbox_id, source_id, \
+                     pubsub_token, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    params![
+                        contact.account_id.0,
+                        contact_id.0,
+                        contact.inbox_id.0,
+                        contact.source_id,
+                        contact.pubsub_token,
+                        contact.now
+                    ],
+                )
+                .map_err(from_sqlite)?;
+            let contact_inbox = ContactInbox {
+                id: connection.last_insert_rowid(),
+                contact_id,
+                inbox_id: contact.inbox_id,
+                source_id: contact.source_id,
+                pubsub_token: contact.pubsub_token,
+                created_at: contact.now,
+                updated_at: contact.now,
+            };
+            Ok((
+                Contact {
+                    id: contact_id,
+                    account_id: contact.account_id,
+                    details: contact.details,
+                    created_at: contact.now,
+                },
+                contact_inbox,
+            ))
+        })
+        .await
+    }
+
+    async fn contact_inbox(
+        &self,
+        inbox_id: InboxId,
+        source_id: &str,
+    ) -> StoreResult<Option<(Contact, ContactInbox)>> {
+        let source_id = source_id.to_string();
+        self.read(move |connection| {
+            let found = connection
+                .prepare_cached(
+                    "SELECT * FROM contact_inboxes WHERE inbox_id = ?1 AND source_id = ?2",
+                )?
+                .query_row(params![inbox_id.0, source_id], contact_inbox_from_row)
+                .optional()?;
+            let Some(contact_inbox) = found else {
+                return Ok(None);
+            };
+            let contact = connection
+                .prepare_cached("SELECT * FROM contacts WHERE id = ?1")?
+                .query_row([contact_inbox.contact_id.0], contact_from_row)?;
+            Ok(Some((contact, contact_inbox)))
+        })
+        .await
+    }
+
+    async fn contact_inbox_of(
+        &self,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+    ) -> StoreResult<Option<ContactInbox>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT * FROM contact_inboxes WHERE inbox_id = ?1 AND contact_id = ?2 \
+                     ORDER BY id LIMIT 1",
+                )?
+                .query_row(params![inbox_id.0, contact_id.0], contact_inbox_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_conversation(
+        &self,
+        account_id: AccountId,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+        now: UnixMillis,
+    ) -> StoreResult<Conversation> {
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO conversations (account_id, inbox_id, contact_id, status, \
+                     created_at, updated_at) VALUES (?1, ?2, ?3, 'open', ?4, ?4)",
+                    params![account_id.0, inbox_id.0, contact_id.0, now],
+                )
+                .map_err(from_sqlite)?;
+            let id = connection.last_insert_rowid();
+            connection
+                .prepare_cached("SELECT * FROM conversations WHERE id = ?1")
+                .and_then(|mut statement| statement.query_row([id], conversation_from_row))
+                .map_err(from_sqlite)
+        })
+        .await
+    }
+
+    async fn contact_conversations(
+        &self,
+        inbox_id: InboxId,
+        contact_id: ContactId,
+    ) -> StoreResult<Vec<Conversation>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT * FROM conversations WHERE contact_id = ?1 AND inbox_id = ?2 ORDER BY id",
+                )?
+                .query_map(params![contact_id.0, inbox_id.0], conversation_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn agent_by_pubsub_token(&self, token: &str) -> StoreResult<Option<Agent>> {
+        let token = token.to_string();
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM agents WHERE pubsub_token = ?1")?
+                .query_row([token], agent_from_row)
+                .optional()
         })
         .await
     }
