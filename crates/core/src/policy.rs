@@ -67,10 +67,12 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
         Principal::SessionVisitor {
             conversation_id, ..
         } => Some(*conversation_id) != event.conversation_id(),
-        // A contact sees its own conversations' events, and no other conversation's.
-        Principal::Contact { contact_id, .. } => {
-            event.conversation_id().is_some() && event.contact_id != Some(*contact_id)
-        }
+        // A contact sees its own conversations' events, and no other conversation's. Every
+        // published conversation event names its contact (`Event::in_conversation`); a
+        // replayed one names none, as it goes to one connection already authorised.
+        Principal::Contact { contact_id, .. } => event
+            .contact_id
+            .is_some_and(|contact| contact != *contact_id),
         _ => false,
     };
     if foreign_conversation {
@@ -100,9 +102,10 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
         // Assignment, routing and who is online are the agents' business.
         EventKind::AssigneeChanged(_)
         | EventKind::TeamChanged(_)
-        | EventKind::PresenceUpdate { .. }
         | EventKind::ContactCreated(_)
         | EventKind::ContactUpdated(_) => !viewer.is_visitor(),
+        // Contacts see who of the staff is online; a dialect shows them no other contact.
+        EventKind::PresenceUpdate { .. } => true,
         EventKind::ConversationCreated(_)
         | EventKind::ConversationStatusChanged(_)
         | EventKind::AgentJoined { .. }

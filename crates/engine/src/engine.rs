@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use switchboard_bus::Bus;
-use switchboard_core::policy::can_view_conversation;
+use switchboard_core::policy::{can_view_conversation, may_receive};
 use switchboard_core::session::{check_session_connect, SessionRefusal};
 use switchboard_core::*;
 use switchboard_store::{ConversationChange, NewSession, ReadSide, Store};
@@ -321,6 +321,104 @@ impl Engine {
                 Err(SessionRefusal::InvalidToken)
             }
         }
+    }
+
+    /// The principal an ActionCable `RoomChannel` subscription stands for: with `account_id`
+    /// and `user_id`, the agent whose pubsub token it is (both must match); without them, the
+    /// contact whose pubsub token it is.
+    pub async fn authenticate_pubsub(
+        &self,
+        pubsub_token: &str,
+        account_id: Option<AccountId>,
+        user_id: Option<AgentId>,
+    ) -> Result<Principal, EngineError> {
+        if pubsub_token.is_empty() {
+            return Err(EngineError::Unauthenticated);
+        }
+        match (account_id, user_id) {
+            (Some(account_id), Some(user_id)) => {
+                let agent = self
+                    .store
+                    .agent_by_pubsub_token(pubsub_token)
+                    .await?
+                    .filter(|agent| agent.account_id == account_id && agent.id == user_id)
+                    .ok_or(EngineError::Unauthenticated)?;
+                Ok(Principal::Agent {
+                    account_id: agent.account_id,
+                    agent_id: agent.id,
+                    role: agent.role,
+                })
+            }
+            (None, None) => {
+                let contact = self
+                    .store
+                    .contact_by_token_hash(&hash_secret(pubsub_token))
+                    .await?
+                    .ok_or(EngineError::Unauthenticated)?;
+                Ok(Principal::Contact {
+                    account_id: contact.account_id,
+                    contact_id: contact.id,
+                })
+            }
+            _ => Err(EngineError::Unauthenticated),
+        }
+    }
+
+    /// What `principal` was not delivered while away, from its delivery cursors: in each
+    /// conversation where it is behind, the messages after its cursor that it may see, in
+    /// conversation and then seq order.
+    pub async fn missed_messages(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Message>, EngineError> {
+        let Some(owner) = crate::presence::cursor_owner(principal) else {
+            return Ok(Vec::new());
+        };
+        let mut behind: std::collections::BTreeMap<ConversationId, Seq> = self
+            .store
+            .cursors_behind(owner)
+            .await?
+            .into_iter()
+            .collect();
+        // Cursors still in memory are newer than the store's, and may not be stored yet.
+        let in_memory = self
+            .cursors
+            .shard(owner)
+            .lock()
+            .expect("cursors poisoned")
+            .of_owner(owner);
+        for (conversation_id, latest) in in_memory {
+            let seq = behind.entry(conversation_id).or_insert(latest);
+            *seq = (*seq).max(latest);
+        }
+        let mut missed = Vec::new();
+        let page = self.config.replay_page;
+        for (conversation_id, mut after) in behind {
+            loop {
+                let messages = match self
+                    .page_after(principal, conversation_id, after, page)
+                    .await
+                {
+                    Ok(messages) => messages,
+                    // No longer visible (moved inbox, left it): nothing to replay there.
+                    Err(EngineError::Domain(DomainError::NotFound | DomainError::Forbidden)) => {
+                        break
+                    }
+                    Err(error) => return Err(error),
+                };
+                let Some(last) = messages.last() else { break };
+                after = last.seq;
+                let full = messages.len() as u32 >= page;
+                missed.extend(messages.into_iter().filter(|message| {
+                    let event = crate::feed::message_event(message.clone());
+                    may_receive(principal, &event, &*self.memberships)
+                }));
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(missed)
     }
 
     /// Counts one event of `principal` that is not a command (joining a conversation, say)

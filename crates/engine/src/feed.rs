@@ -175,7 +175,7 @@ impl Feed {
 
 /// The event a stored message is replayed as. Replayed events go to one connection whose
 /// subscription was authorised, so they carry no inbox.
-pub(crate) fn message_event(message: switchboard_core::Message) -> Arc<Event> {
+pub fn message_event(message: switchboard_core::Message) -> Arc<Event> {
     Arc::new(Event {
         account_id: message.account_id,
         inbox_id: None,

@@ -52,6 +52,16 @@ impl Delivery {
         !self.0.receipt_claimed.swap(true, Ordering::AcqRel)
     }
 
+    /// The rendering in `slot` if a recipient has made it already.
+    pub fn cached<T: Any + Send + Sync>(&self, slot: usize) -> Option<Arc<T>> {
+        self.0.renders[slot].get().map(|cached| {
+            cached
+                .clone()
+                .downcast::<T>()
+                .expect("a render slot holds one dialect's type")
+        })
+    }
+
     /// The rendering in `slot`, made by `render` the first time any recipient asks.
     ///
     /// Each dialect owns a slot and always stores the same type there.

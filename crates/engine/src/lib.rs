@@ -23,6 +23,7 @@ pub mod hub;
 mod limiter;
 pub mod presence;
 pub mod tickets;
+pub mod widget;
 
 pub use admin::{AgentCreated, NewWebhook};
 pub use bots::webhook_signature;
@@ -37,3 +38,4 @@ pub use feed::Feed;
 pub use feed::FeedItem;
 pub use hub::{every_event, Delivery, Eviction, Hub, Interest, Received, Subscription};
 pub use tickets::TicketRefusal;
+pub use widget::{ConversationView, WidgetContact};

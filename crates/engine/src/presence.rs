@@ -366,6 +366,15 @@ impl Cursors {
         self.latest.get(&(owner, conversation_id)).copied()
     }
 
+    /// Every cursor of one owner kept in memory.
+    pub(crate) fn of_owner(&self, owner: CursorOwner) -> Vec<(ConversationId, Seq)> {
+        self.latest
+            .iter()
+            .filter(|((o, _), _)| *o == owner)
+            .map(|((_, conversation_id), seq)| (*conversation_id, *seq))
+            .collect()
+    }
+
     /// Marks a cursor dirty again after a failed write.
     pub(crate) fn retry(&mut self, owner: CursorOwner, conversation_id: ConversationId, seq: Seq) {
         self.latest.entry((owner, conversation_id)).or_insert(seq);

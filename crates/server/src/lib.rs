@@ -11,6 +11,7 @@ pub mod dialects;
 pub mod json;
 pub mod rest;
 pub mod server;
+pub mod snake;
 pub mod time_format;
 
 pub use config::Settings;

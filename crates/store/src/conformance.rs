@@ -973,6 +973,18 @@ pub async fn delivery_cursors_only_move_forward(store: &Arc<dyn Store>) {
     );
     assert_eq!(store.cursor(agent, conversation_id).await.unwrap(), Some(9));
     store.save_cursors(Vec::new()).await.unwrap();
+    // Behind: cursors below the conversation's newest message, and only those.
+    for n in 0..7 {
+        store
+            .append_message(visitor_text(&world, &format!("m{n}"), None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.cursors_behind(visitor).await.unwrap(),
+        vec![(conversation_id, 5)]
+    );
+    assert!(store.cursors_behind(agent).await.unwrap().is_empty());
 }
 
 pub async fn batched_appends_keep_order_and_fail_alone(store: &Arc<dyn Store>) {

@@ -372,6 +372,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Conversation>>;
     /// The agent whose pubsub token this is.
     async fn agent_by_pubsub_token(&self, token: &str) -> StoreResult<Option<Agent>>;
+    /// Every delivery cursor of one owner, with the conversation's newest seq, for the
+    /// conversations where the owner is behind.
+    async fn cursors_behind(&self, owner: CursorOwner) -> StoreResult<Vec<(ConversationId, Seq)>>;
 
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;

@@ -1830,6 +1830,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn cursors_behind(&self, owner: CursorOwner) -> StoreResult<Vec<(ConversationId, Seq)>> {
+        let (kind, id) = cursor_owner(owner);
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT d.conversation_id, d.seq FROM delivery_cursors d \
+                     JOIN conversations c ON c.id = d.conversation_id \
+                     WHERE d.owner_kind = ?1 AND d.owner_id = ?2 AND c.last_seq > d.seq \
+                     ORDER BY d.conversation_id",
+                )?
+                .query_map(params![kind, id], |row| {
+                    Ok((ConversationId(row.get(0)?), row.get(1)?))
+                })?
+                .collect()
+        })
+        .await
+    }
+
     async fn cursor(
         &self,
         owner: CursorOwner,

@@ -5,6 +5,7 @@
 
 mod admin;
 mod dashboard;
+mod public;
 
 use crate::dialects::native;
 use crate::time_format::iso8601;
@@ -43,8 +44,10 @@ pub fn router() -> Router<AppState> {
         .route("/ws/session/{session_id}", get(native::session_socket))
         .route("/ws/chat/{thread_id}", get(native::chat_socket))
         .route("/ws/notifications", get(native::notifications_socket))
+        .route("/cable", get(crate::dialects::cable::cable_socket))
         .merge(admin::routes())
         .merge(dashboard::routes())
+        .merge(public::routes())
 }
 
 /// An error answered over HTTP.

@@ -313,3 +313,43 @@ impl Ws {
         }
     }
 }
+
+/// Runs a `node --test` suite in `tests/<dir>` against `server` (its address and demo
+/// workspace in `SWITCHBOARD_BASE` and `SWITCHBOARD_DEMO`), installing the pinned npm
+/// packages first when they are missing; fails with the suite's output.
+pub async fn run_node_suite(server: &TestServer, dir: &str, file: &str, packages: &[&str]) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
+    if packages
+        .iter()
+        .any(|package| !dir.join("node_modules").join(package).exists())
+    {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs (Node.js and npm are part of the test setup)");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    }
+    let base = format!("http://{}", server.base);
+    let demo = server.demo.to_string();
+    let file = file.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .args(["--test", "--test-concurrency=1", &file])
+            .current_dir(dir)
+            .env("SWITCHBOARD_BASE", base)
+            .env("SWITCHBOARD_DEMO", demo)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("# fail 0"),
+        "the Node.js client tests failed:\n{stdout}\n{stderr}"
+    );
+}

@@ -3,6 +3,7 @@
 mod common;
 
 mod agent_side;
+mod cable;
 mod cli;
 mod client;
 mod connect_checks;

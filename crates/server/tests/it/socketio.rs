@@ -4,53 +4,19 @@
 use crate::common::TestServer;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-fn client_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/socketio")
-}
-
-/// Installs the pinned npm packages (from the lockfile) unless they are there already.
-fn install_client() {
-    let dir = client_dir();
-    if dir.join("node_modules/socket.io-client").exists() && dir.join("node_modules/ws").exists() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm runs (Node.js and npm are part of the test setup)");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stock_socket_io_client_runs_the_documents_code() {
-    install_client();
     let server = TestServer::start().await;
-    let base = format!("http://{}", server.base);
-    let demo = server.demo.to_string();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args(["--test", "--test-concurrency=1", "seed000.test.mjs"])
-            .current_dir(client_dir())
-            .env("SWITCHBOARD_BASE", base)
-            .env("SWITCHBOARD_DEMO", demo)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the Socket.IO client tests failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("# fail 0"), "{stdout}");
+    crate::common::run_node_suite(
+        &server,
+        "socketio",
+        "seed000.test.mjs",
+        &["socket.io-client", "ws"],
+    )
+    .await;
 }
 
 type Ws =
