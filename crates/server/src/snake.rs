@@ -286,6 +286,36 @@ mod tests {
     }
 
     #[test]
+    fn a_notification_has_the_documented_fields() {
+        let notification = Notification {
+            id: NotificationId(8),
+            account_id: AccountId(1),
+            agent_id: AgentId(4),
+            kind: NotificationKind::ConversationAssignment,
+            conversation_id: ConversationId(5),
+            read_at: None,
+            created_at: 1_700_000_000_000,
+        };
+        let value = super::notification(&notification, None);
+        assert_eq!(
+            value,
+            json!({
+                "id": 8,
+                "notification_type": "conversation_assignment",
+                "primary_actor_type": "Conversation",
+                "primary_actor_id": 5,
+                "primary_actor": {"id": 5},
+                "read_at": null,
+                "secondary_actor": null,
+                "user": {"id": 4},
+                "account_id": 1,
+                "push_message_title": "A conversation (#5) has been assigned to you",
+                "created_at": 1_700_000_000
+            })
+        );
+    }
+
+    #[test]
     fn a_message_has_an_integer_type_unix_created_at_and_its_sender() {
         let message = Message {
             id: MessageId(11),

@@ -448,3 +448,49 @@ test("agents see only the inboxes they belong to", async () => {
   assert.equal(listed.body[0].message_type, 0);
   assert.ok(listed.body.slice(1).every((m) => m.message_type === 1), JSON.stringify(listed.body));
 });
+
+test("an agent that reconnects is sent what it missed; the read action moves the read position", async () => {
+  const { contact, conversation } = await widgetContact("Ravi");
+  const post = (content) =>
+    api("POST", widget(`/${contact.source_id}/conversations/${conversation.id}/messages`), null, { content });
+  // An agent of its own, so no other test's live subscription moves its delivery cursor.
+  const created = await api("POST", "/api/v1/agents", demo.apiKey, {
+    name: "Returning",
+    email: `returning-${Date.now()}@example.com`,
+    role: "agent",
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const member = await api("POST", `/api/v1/inboxes/${demo.inboxId}/members`, demo.apiKey, {
+    agentIds: [created.body.id],
+  });
+  assert.ok(member.status < 300, JSON.stringify(member.body));
+  const params = {
+    channel: "RoomChannel",
+    pubsub_token: created.body.pubsubToken,
+    account_id: demo.accountId,
+    user_id: created.body.id,
+  };
+  const first = consumerFor(params);
+  await first.ready;
+  await post("seen live");
+  await first.next("message.created", (m) => m.content === "seen live");
+  const watcher = consumerFor(agentParams());
+  await watcher.ready;
+  const gone = watcher.next("presence.update", (p) => p.users[String(created.body.id)] === "offline");
+  first.consumer.disconnect();
+  await gone; // the server has seen the agent go
+  await post("missed by the agent");
+
+  const again = consumerFor(params);
+  await again.ready;
+  const replayed = await again.next("message.created", (m) => m.conversation_id === conversation.id);
+  assert.equal(replayed.content, "missed by the agent");
+
+  const read = again.next("conversation.read", (c) => c.id === conversation.id, 5000);
+  const visitor = consumerFor({ channel: "RoomChannel", pubsub_token: contact.pubsub_token });
+  await visitor.ready;
+  visitor.subscription.perform("read", { conversation_id: conversation.id });
+  const conversationRead = await read;
+  assert.equal(conversationRead.id, conversation.id);
+  assert.ok(conversationRead.contact_last_seen_at > 0);
+});

@@ -274,6 +274,97 @@ mod tests {
         assert_eq!(welcome(), r#"{"type":"welcome"}"#);
     }
 
+    fn sample_event(kind: EventKind) -> Event {
+        Event {
+            account_id: AccountId(1),
+            inbox_id: Some(switchboard_core::InboxId(2)),
+            contact_id: Some(switchboard_core::ContactId(3)),
+            kind,
+        }
+    }
+
+    fn sample_contact() -> Contact {
+        Contact {
+            id: switchboard_core::ContactId(3),
+            account_id: AccountId(1),
+            details: switchboard_core::ContactDetails {
+                name: Some("Lin".into()),
+                ..Default::default()
+            },
+            created_at: 0,
+        }
+    }
+
+    fn data(rendered: Rendered) -> (&'static str, Value) {
+        let (name, data) = rendered.expect("rendered");
+        (name, serde_json::from_str(data.get()).unwrap())
+    }
+
+    #[test]
+    fn typing_has_the_documented_fields() {
+        let context = EventContext {
+            contact: Some(sample_contact()),
+            ..EventContext::default()
+        };
+        let (name, value) = data(render(
+            &sample_event(EventKind::TypingOn {
+                conversation_id: switchboard_core::ConversationId(5),
+                actor: Actor::Contact(switchboard_core::ContactId(3)),
+                private: false,
+            }),
+            &context,
+        ));
+        assert_eq!(name, "conversation.typing_on");
+        assert_eq!(
+            value,
+            json!({
+                "conversation": {"id": 5},
+                "user": {
+                    "additional_attributes": {}, "custom_attributes": {}, "email": null,
+                    "id": 3, "identifier": null, "name": "Lin", "phone_number": null,
+                    "thumbnail": "", "type": "contact"
+                },
+                "is_private": false,
+                "account_id": 1
+            })
+        );
+        let (name, value) = data(render(
+            &sample_event(EventKind::TypingOff {
+                conversation_id: switchboard_core::ConversationId(5),
+                actor: Actor::Agent(AgentId(4)),
+            }),
+            &EventContext::default(),
+        ));
+        assert_eq!(name, "conversation.typing_off");
+        assert_eq!(
+            value,
+            json!({"conversation": {"id": 5}, "user": {"id": 4, "type": "user"}, "account_id": 1})
+        );
+    }
+
+    #[test]
+    fn contacts_carry_the_account_and_agent_side_events_are_not_shown() {
+        let (name, value) = data(render(
+            &sample_event(EventKind::ContactUpdated(sample_contact())),
+            &EventContext::default(),
+        ));
+        assert_eq!(name, "contact.updated");
+        assert_eq!(
+            value,
+            json!({
+                "additional_attributes": {}, "custom_attributes": {}, "email": null, "id": 3,
+                "identifier": null, "name": "Lin", "phone_number": null, "thumbnail": "",
+                "account_id": 1
+            })
+        );
+        assert!(!shows(&EventKind::AccountStatusUpdated { online: true }));
+        assert!(render(
+            &sample_event(EventKind::AccountStatusUpdated { online: true }),
+            &EventContext::default()
+        )
+        .is_none());
+    }
+
     #[test]
     fn commands_that_are_not_commands_are_not_read() {
         assert!(decode_command("garbage").is_none());

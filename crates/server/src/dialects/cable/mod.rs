@@ -159,8 +159,12 @@ async fn handle(
                     return Some(frames::reject(&identifier));
                 }
             };
-            // Confirmed before anything else is sent for it: the client's `connected` comes
-            // before its `received`.
+            // Subscribed before it is confirmed, so nothing published after the client hears
+            // `confirm_subscription` is missed; confirmed before anything else is sent for it,
+            // so the client's `connected` comes before its `received`.
+            let Some(hub_subscription) = subscribe(engine, &principal) else {
+                return Some(frames::reject(&identifier));
+            };
             let confirm = frames::confirm(&identifier);
             if outgoing.send(Outgoing::Frame(confirm)).await.is_err() {
                 return None;
@@ -170,6 +174,7 @@ async fn handle(
                 engine.clone(),
                 principal.clone(),
                 identifier.clone(),
+                hub_subscription,
                 outgoing.clone(),
             ));
             subscriptions.insert(
@@ -275,34 +280,39 @@ fn own_presence(engine: &Engine, principal: &Principal) -> Value {
     json!({"account_id": principal.account_id().0, "users": users, "contacts": contacts})
 }
 
-/// One subscription: subscribes first, replays what the principal missed (as
-/// `message.created`, in order), then sends live events, each message once.
-async fn pump(
-    engine: Arc<Engine>,
-    principal: Principal,
-    identifier: String,
-    outgoing: mpsc::Sender<Outgoing>,
-) {
-    let topics = match &principal {
+/// A subscription's place in the hub: an agent follows its account and its own
+/// notifications; a contact its own conversations and the account's presence (the policy shows
+/// it nothing else of the account).
+fn subscribe(engine: &Engine, principal: &Principal) -> Option<switchboard_engine::Subscription> {
+    let topics = match principal {
         Principal::Agent {
             account_id,
             agent_id,
             ..
         } => vec![Topic::Account(*account_id), Topic::Agent(*agent_id)],
-        // Its own conversations, and the account's presence (the policy shows it nothing else
-        // of the account).
         Principal::Contact {
             account_id,
             contact_id,
         } => vec![Topic::Contact(*contact_id), Topic::Account(*account_id)],
-        _ => return,
+        _ => return None,
     };
-    let mut subscription = engine.hub().subscribe_only(
+    Some(engine.hub().subscribe_only(
         principal.clone(),
         topics,
         engine.config().outbound_queue,
         frames::shows,
-    );
+    ))
+}
+
+/// One subscription, already in the hub: replays what the principal missed (as
+/// `message.created`, in order), then sends live events, each message once.
+async fn pump(
+    engine: Arc<Engine>,
+    principal: Principal,
+    identifier: String,
+    mut subscription: switchboard_engine::Subscription,
+    outgoing: mpsc::Sender<Outgoing>,
+) {
     // The newest message seq sent per conversation: replay and live never send one twice.
     let mut sent: HashMap<ConversationId, Seq> = HashMap::new();
     match engine.missed_messages(&principal).await {
