@@ -119,3 +119,24 @@ pub async fn socketio_connect(port: u16, room: &str) -> Result<Socket, String> {
     }
     Err("the Socket.IO handshake did not complete".into())
 }
+
+/// A scenario's three results side by side, with Switchboard's throughput (`throughput_key`)
+/// as a ratio of each baseline's.
+pub fn comparison(
+    scenario: &str,
+    throughput_key: &str,
+    ours: serde_json::Value,
+    bare: serde_json::Value,
+    node: Result<serde_json::Value, String>,
+) -> serde_json::Value {
+    let node = node.unwrap_or_else(|error| serde_json::json!({ "error": error }));
+    let throughput = |value: &serde_json::Value| value[throughput_key].as_f64().unwrap_or(0.0);
+    serde_json::json!({
+        "scenario": scenario,
+        "ratioToBare": throughput(&ours) / throughput(&bare).max(1.0),
+        "ratioToNode": throughput(&ours) / throughput(&node).max(1.0),
+        "switchboard": ours,
+        "bareBaseline": bare,
+        "nodeSocketIo": node,
+    })
+}

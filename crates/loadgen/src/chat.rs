@@ -4,7 +4,7 @@
 //! with the same clients, against the bare baseline (one room per conversation) and the Node.js
 //! Socket.IO baseline (one Socket.IO room per conversation), neither of which stores anything.
 
-use crate::baselines::{socketio_connect, BaselineProcess, Socket};
+use crate::baselines::{comparison, socketio_connect, BaselineProcess, Socket};
 use crate::server_process::{cpu_seconds, ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
@@ -219,17 +219,6 @@ pub async fn run(options: ChatOptions) -> Value {
     eprintln!("chat on the bare baseline …");
     let bare = bare(&options).await;
     eprintln!("chat on the Node.js Socket.IO baseline …");
-    let node = match node_socketio(&options).await {
-        Ok(result) => result,
-        Err(error) => json!({"error": error}),
-    };
-    let throughput = |value: &Value| value["messagesPerSecond"].as_f64().unwrap_or(0.0);
-    json!({
-        "scenario": "chat",
-        "switchboard": ours,
-        "bareBaseline": bare,
-        "nodeSocketIo": node,
-        "ratioToBare": throughput(&ours) / throughput(&bare).max(1.0),
-        "ratioToNode": throughput(&ours) / throughput(&node).max(1.0),
-    })
+    let node = node_socketio(&options).await;
+    comparison("chat", "messagesPerSecond", ours, bare, node)
 }

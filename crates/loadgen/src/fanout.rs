@@ -3,7 +3,7 @@
 //! server process: an agent's chat socket publishes, K visitor tabs of one session receive) and,
 //! in the same run, against the bare baseline (`baseline.rs`) with the same clients.
 
-use crate::baselines::{socketio_connect, BaselineProcess, Socket};
+use crate::baselines::{comparison, socketio_connect, BaselineProcess, Socket};
 use crate::server_process::{cpu_seconds, ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
@@ -182,17 +182,6 @@ pub async fn run(options: FanoutOptions) -> Value {
     eprintln!("fanout on the bare baseline …");
     let bare = baseline(&options).await;
     eprintln!("fanout on the Node.js Socket.IO baseline …");
-    let node = match node_socketio(&options).await {
-        Ok(result) => result,
-        Err(error) => json!({"error": error}),
-    };
-    let throughput = |value: &Value| value["deliveredPerSecond"].as_f64().unwrap_or(0.0);
-    json!({
-        "scenario": "fanout",
-        "switchboard": ours,
-        "bareBaseline": bare,
-        "nodeSocketIo": node,
-        "ratioToBare": throughput(&ours) / throughput(&bare).max(1.0),
-        "ratioToNode": throughput(&ours) / throughput(&node).max(1.0),
-    })
+    let node = node_socketio(&options).await;
+    comparison("fanout", "deliveredPerSecond", ours, bare, node)
 }

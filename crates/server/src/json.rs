@@ -221,14 +221,8 @@ pub fn event_frame(event: &Event) -> Value {
         EventKind::NotificationCreated(n) => notification(n),
         EventKind::ContactCreated(c) | EventKind::ContactUpdated(c) => contact(c),
         EventKind::PresenceUpdate { agents, contacts } => {
-            let users: serde_json::Map<String, Value> = agents
-                .iter()
-                .map(|(id, status)| (id.0.to_string(), json!(status.as_str())))
-                .collect();
-            let contacts: serde_json::Map<String, Value> = contacts
-                .iter()
-                .map(|(id, status)| (id.0.to_string(), json!(status.as_str())))
-                .collect();
+            let users = status_map(agents.iter().map(|(id, status)| (id.0, *status)));
+            let contacts = status_map(contacts.iter().map(|(id, status)| (id.0, *status)));
             json!({"accountId": event.account_id.0, "users": users, "contacts": contacts})
         }
         EventKind::AccountStatusUpdated { online } => {
@@ -236,4 +230,14 @@ pub fn event_frame(event: &Event) -> Value {
         }
     };
     json!({"type": event.name(), "payload": payload})
+}
+
+/// Presence as `{"<id>": "<status>"}`, the shape every dialect's presence event uses.
+pub fn status_map(
+    entries: impl IntoIterator<Item = (i64, switchboard_core::Availability)>,
+) -> serde_json::Map<String, Value> {
+    entries
+        .into_iter()
+        .map(|(id, status)| (id.to_string(), json!(status.as_str())))
+        .collect()
 }

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchboard_core::{Command, ContactDetails, ConversationId};
+use switchboard_core::{Command, ContactDetails, Conversation, ConversationId};
 use switchboard_engine::{Outcome, WidgetContact};
 
 const BASE: &str = "/public/api/v1/inboxes/{inbox}/contacts";
@@ -94,6 +94,19 @@ async fn find(state: &AppState, inbox: &str, source: &str) -> Result<WidgetConta
     Ok(state.engine.widget_contact(inbox, source).await?)
 }
 
+/// The widget's contact and one of its conversations, from a path that names both.
+async fn find_conversation(
+    state: &AppState,
+    (inbox, source, conversation): (String, String, i64),
+) -> Result<(WidgetContact, Conversation), ApiError> {
+    let widget = find(state, &inbox, &source).await?;
+    let conversation = state
+        .engine
+        .widget_conversation(&widget, ConversationId(conversation))
+        .await?;
+    Ok((widget, conversation))
+}
+
 async fn get_contact(
     State(state): State<AppState>,
     Path((inbox, source)): Path<(String, String)>,
@@ -117,7 +130,7 @@ async fn update_contact(
 
 async fn conversation_json(
     state: &AppState,
-    conversation: switchboard_core::Conversation,
+    conversation: Conversation,
 ) -> Result<Value, ApiError> {
     let view = state.engine.conversation_view(conversation).await?;
     Ok(snake::conversation(&view))
@@ -155,14 +168,10 @@ struct MessageBody {
 
 async fn send_message(
     State(state): State<AppState>,
-    Path((inbox, source, conversation)): Path<(String, String, i64)>,
+    Path(path): Path<(String, String, i64)>,
     JsonBody(body): JsonBody<MessageBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let widget = find(&state, &inbox, &source).await?;
-    let conversation = state
-        .engine
-        .widget_conversation(&widget, ConversationId(conversation))
-        .await?;
+    let (widget, conversation) = find_conversation(&state, path).await?;
     let outcome = state
         .engine
         .execute(
@@ -201,14 +210,10 @@ struct Page {
 
 async fn list_messages(
     State(state): State<AppState>,
-    Path((inbox, source, conversation)): Path<(String, String, i64)>,
+    Path(path): Path<(String, String, i64)>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let widget = find(&state, &inbox, &source).await?;
-    let conversation = state
-        .engine
-        .widget_conversation(&widget, ConversationId(conversation))
-        .await?;
+    let (widget, conversation) = find_conversation(&state, path).await?;
     let messages = state
         .engine
         .list_messages(
@@ -234,7 +239,7 @@ struct TypingBody {
 
 async fn toggle_typing(
     State(state): State<AppState>,
-    Path((inbox, source, conversation)): Path<(String, String, i64)>,
+    Path(path): Path<(String, String, i64)>,
     JsonBody(body): JsonBody<TypingBody>,
 ) -> Result<StatusCode, ApiError> {
     let is_typing = match body.typing_status.as_str() {
@@ -248,11 +253,7 @@ async fn toggle_typing(
             ))
         }
     };
-    let widget = find(&state, &inbox, &source).await?;
-    let conversation = state
-        .engine
-        .widget_conversation(&widget, ConversationId(conversation))
-        .await?;
+    let (widget, conversation) = find_conversation(&state, path).await?;
     state
         .engine
         .execute(
@@ -269,13 +270,9 @@ async fn toggle_typing(
 
 async fn update_last_seen(
     State(state): State<AppState>,
-    Path((inbox, source, conversation)): Path<(String, String, i64)>,
+    Path(path): Path<(String, String, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    let widget = find(&state, &inbox, &source).await?;
-    let conversation = state
-        .engine
-        .widget_conversation(&widget, ConversationId(conversation))
-        .await?;
+    let (widget, conversation) = find_conversation(&state, path).await?;
     state
         .engine
         .execute(

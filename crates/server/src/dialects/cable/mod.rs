@@ -394,19 +394,17 @@ async fn frame_for(
     let event = delivery.event();
     match &event.kind {
         EventKind::PresenceUpdate { agents, contacts } => {
-            let users: serde_json::Map<String, Value> = agents
-                .iter()
-                .map(|(id, status)| (id.0.to_string(), json!(status.as_str())))
-                .collect();
+            let users = crate::json::status_map(agents.iter().map(|(id, status)| (id.0, *status)));
             // Contacts are shown no other contact.
-            let contacts: serde_json::Map<String, Value> = contacts
-                .iter()
-                .filter(|(id, _)| match principal {
-                    Principal::Contact { contact_id, .. } => contact_id == id,
-                    _ => true,
-                })
-                .map(|(id, status)| (id.0.to_string(), json!(status.as_str())))
-                .collect();
+            let contacts = crate::json::status_map(
+                contacts
+                    .iter()
+                    .filter(|(id, _)| match principal {
+                        Principal::Contact { contact_id, .. } => contact_id == id,
+                        _ => true,
+                    })
+                    .map(|(id, status)| (id.0, *status)),
+            );
             if users.is_empty() && contacts.is_empty() {
                 return None;
             }

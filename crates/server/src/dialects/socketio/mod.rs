@@ -164,15 +164,31 @@ async fn on_connect(engine: Arc<Engine>, socket: SocketRef) {
             socket.extensions.remove::<Arc<Connection>>();
         }
     });
-    on_event(&socket, &connection, "join-conversation", join_conversation);
-    on_event(&socket, &connection, "typing-start", |c, s, p, a| {
-        typing(c, s, p, a, true)
-    });
-    on_event(&socket, &connection, "typing-stop", |c, s, p, a| {
-        typing(c, s, p, a, false)
-    });
-    on_event(&socket, &connection, "send-message", send_message);
-    on_event(&socket, &connection, "mark-read", mark_read);
+    on_event(&socket, &connection, "join-conversation", Action::Join);
+    on_event(
+        &socket,
+        &connection,
+        "typing-start",
+        Action::Command(typing_start),
+    );
+    on_event(
+        &socket,
+        &connection,
+        "typing-stop",
+        Action::Command(typing_stop),
+    );
+    on_event(
+        &socket,
+        &connection,
+        "send-message",
+        Action::Command(send_message),
+    );
+    on_event(
+        &socket,
+        &connection,
+        "mark-read",
+        Action::Command(mark_read),
+    );
     if let Some((conversation_id, last_seq)) = connection.first_join {
         if let Err(error) = join(&connection, &socket, conversation_id, last_seq).await {
             refuse(&socket, error, Some(conversation_id), None);
@@ -180,117 +196,95 @@ async fn on_connect(engine: Arc<Engine>, socket: SocketRef) {
     }
 }
 
-type EventFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+/// What a client event does once its `conversationId` is read.
+#[derive(Clone, Copy)]
+enum Action {
+    Join,
+    /// A command built from the payload, or why the payload cannot make one.
+    Command(fn(ConversationId, &Value) -> Result<Command, &'static str>),
+}
 
-/// Registers `handle` for client event `name`; it gets the connection, the socket, the
-/// payload (`Value::Null` when it is not JSON) and the acknowledgement.
-fn on_event(
-    socket: &SocketRef,
-    connection: &Arc<Connection>,
-    name: &'static str,
-    handle: fn(Arc<Connection>, SocketRef, Value, AckSender) -> EventFuture,
-) {
+/// Registers client event `name`. Every event names a conversation; a payload without a
+/// readable one (or not JSON at all) is refused with an `error` event and a refused ack.
+fn on_event(socket: &SocketRef, connection: &Arc<Connection>, name: &'static str, action: Action) {
     let connection = connection.clone();
     socket.on(
         name,
         move |socket: SocketRef, TryData(payload): TryData<Value>, ack: AckSender| {
             let connection = connection.clone();
             async move {
-                handle(connection, socket, payload.unwrap_or(Value::Null), ack).await;
+                let payload = payload.unwrap_or(Value::Null);
+                let conversation_id = match events::conversation_id(&payload) {
+                    Ok(id) => id,
+                    Err(reason) => return invalid(&socket, reason, ack),
+                };
+                match action {
+                    Action::Join => {
+                        join_conversation(&connection, &socket, conversation_id, &payload, ack)
+                            .await
+                    }
+                    Action::Command(build) => match build(conversation_id, &payload) {
+                        Ok(command) => {
+                            run(&connection, &socket, command, conversation_id, ack).await
+                        }
+                        Err(reason) => invalid(&socket, reason, ack),
+                    },
+                }
             }
         },
     );
 }
 
-fn join_conversation(
-    connection: Arc<Connection>,
-    socket: SocketRef,
-    payload: Value,
+async fn join_conversation(
+    connection: &Arc<Connection>,
+    socket: &SocketRef,
+    conversation_id: ConversationId,
+    payload: &Value,
     ack: AckSender,
-) -> EventFuture {
-    Box::pin(async move {
-        let conversation_id = match events::conversation_id(&payload) {
-            Ok(id) => id,
-            Err(reason) => return invalid(&socket, reason, ack),
-        };
-        if let Err(error) = connection.engine.count_event(&connection.principal) {
-            return refuse(&socket, error, Some(conversation_id), Some(ack));
+) {
+    if let Err(error) = connection.engine.count_event(&connection.principal) {
+        return refuse(socket, error, Some(conversation_id), Some(ack));
+    }
+    let last_seq = events::seq_field(payload, "lastSeq");
+    match join(connection, socket, conversation_id, last_seq).await {
+        Ok(()) => {
+            let _ = ack.send(&serde_json::json!({"ok": true}));
         }
-        let last_seq = events::seq_field(&payload, "lastSeq");
-        match join(&connection, &socket, conversation_id, last_seq).await {
-            Ok(()) => {
-                let _ = ack.send(&serde_json::json!({"ok": true}));
-            }
-            Err(error) => refuse(&socket, error, Some(conversation_id), Some(ack)),
-        }
+        Err(error) => refuse(socket, error, Some(conversation_id), Some(ack)),
+    }
+}
+
+fn typing_start(conversation_id: ConversationId, _: &Value) -> Result<Command, &'static str> {
+    Ok(Command::SetTyping {
+        conversation_id,
+        is_typing: true,
+        private: false,
     })
 }
 
-fn typing(
-    connection: Arc<Connection>,
-    socket: SocketRef,
-    payload: Value,
-    ack: AckSender,
-    is_typing: bool,
-) -> EventFuture {
-    Box::pin(async move {
-        let conversation_id = match events::conversation_id(&payload) {
-            Ok(id) => id,
-            Err(reason) => return invalid(&socket, reason, ack),
-        };
-        let command = Command::SetTyping {
-            conversation_id,
-            is_typing,
-            private: false,
-        };
-        run(&connection, &socket, command, conversation_id, ack).await;
+fn typing_stop(conversation_id: ConversationId, _: &Value) -> Result<Command, &'static str> {
+    Ok(Command::SetTyping {
+        conversation_id,
+        is_typing: false,
+        private: false,
     })
 }
 
-fn send_message(
-    connection: Arc<Connection>,
-    socket: SocketRef,
-    payload: Value,
-    ack: AckSender,
-) -> EventFuture {
-    Box::pin(async move {
-        let conversation_id = match events::conversation_id(&payload) {
-            Ok(id) => id,
-            Err(reason) => return invalid(&socket, reason, ack),
-        };
-        let (content, client_message_id) = match events::message_fields(&payload) {
-            Ok(fields) => fields,
-            Err(reason) => return invalid(&socket, reason, ack),
-        };
-        let command = Command::SendMessage {
-            conversation_id,
-            content,
-            client_message_id,
-            private: false,
-        };
-        run(&connection, &socket, command, conversation_id, ack).await;
+fn send_message(conversation_id: ConversationId, payload: &Value) -> Result<Command, &'static str> {
+    let (content, client_message_id) = events::message_fields(payload)?;
+    Ok(Command::SendMessage {
+        conversation_id,
+        content,
+        client_message_id,
+        private: false,
     })
 }
 
-fn mark_read(
-    connection: Arc<Connection>,
-    socket: SocketRef,
-    payload: Value,
-    ack: AckSender,
-) -> EventFuture {
-    Box::pin(async move {
-        let conversation_id = match events::conversation_id(&payload) {
-            Ok(id) => id,
-            Err(reason) => return invalid(&socket, reason, ack),
-        };
-        let Some(seq) = events::seq_field(&payload, "seq") else {
-            return invalid(&socket, "seq is missing or not a sequence number", ack);
-        };
-        let command = Command::MarkRead {
-            conversation_id,
-            seq,
-        };
-        run(&connection, &socket, command, conversation_id, ack).await;
+fn mark_read(conversation_id: ConversationId, payload: &Value) -> Result<Command, &'static str> {
+    let seq = events::seq_field(payload, "seq").ok_or("seq is missing or not a sequence number")?;
+    Ok(Command::MarkRead {
+        conversation_id,
+        seq,
     })
 }
 
