@@ -4,6 +4,7 @@
 use crate::ids::*;
 use crate::records::{
     Availability, Contact, Conversation, ConversationScope, Message, Notification,
+    TranscriptSegment,
 };
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,8 @@ pub enum EventKind {
     AccountStatusUpdated {
         online: bool,
     },
+    /// A segment was added to a transcript.
+    TranscriptUpdated(TranscriptSegment),
 }
 
 /// Where an event is published; connections subscribe to topics.
@@ -105,6 +108,8 @@ pub enum Topic {
     Contact(ContactId),
     /// One agent's own notifications.
     Agent(AgentId),
+    /// One transcript's segments as they arrive.
+    Transcript(TranscriptId),
 }
 
 impl Event {
@@ -139,6 +144,7 @@ impl Event {
             EventKind::ContactUpdated(_) => "contact.updated",
             EventKind::PresenceUpdate { .. } => "presence.update",
             EventKind::AccountStatusUpdated { .. } => "account.status_updated",
+            EventKind::TranscriptUpdated(_) => "transcript.updated",
         }
     }
 
@@ -177,7 +183,8 @@ impl Event {
             | EventKind::ContactCreated(_)
             | EventKind::ContactUpdated(_)
             | EventKind::PresenceUpdate { .. }
-            | EventKind::AccountStatusUpdated { .. } => None,
+            | EventKind::AccountStatusUpdated { .. }
+            | EventKind::TranscriptUpdated(_) => None,
         }
     }
 
@@ -187,6 +194,9 @@ impl Event {
         match (&self.kind, self.conversation_id()) {
             (EventKind::NotificationCreated(notification), _) => {
                 vec![Topic::Agent(notification.agent_id)]
+            }
+            (EventKind::TranscriptUpdated(segment), _) => {
+                vec![Topic::Transcript(segment.transcript_id)]
             }
             (_, Some(conversation_id)) => {
                 let mut topics = vec![

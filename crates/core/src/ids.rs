@@ -38,6 +38,8 @@ integer_id! {
     TeamId,
     /// A notification to one agent.
     NotificationId,
+    /// A live transcript (of a call or an audio conversation).
+    TranscriptId,
 }
 
 /// A live demo session. Opaque and unguessable, as it appears in URLs.

@@ -216,6 +216,29 @@ pub struct Team {
     pub name: String,
 }
 
+/// A transcript of an account: segments appended as speech is recognised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    pub id: TranscriptId,
+    pub account_id: AccountId,
+    pub title: String,
+    pub created_at: UnixMillis,
+}
+
+/// One piece of a transcript: who spoke, what, and when within the recording.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptSegment {
+    pub id: i64,
+    pub transcript_id: TranscriptId,
+    /// The segment's place in its transcript, from 1.
+    pub seq: Seq,
+    pub speaker: String,
+    pub text: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub created_at: UnixMillis,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NotificationKind {
     /// The conversation was assigned to the agent.

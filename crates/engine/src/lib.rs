@@ -23,6 +23,7 @@ pub mod hub;
 mod limiter;
 pub mod presence;
 pub mod tickets;
+pub mod transcripts;
 pub mod widget;
 
 pub use admin::{AgentCreated, NewWebhook};
@@ -38,4 +39,5 @@ pub use feed::Feed;
 pub use feed::FeedItem;
 pub use hub::{every_event, Delivery, Eviction, Hub, Interest, Received, Subscription};
 pub use tickets::TicketRefusal;
+pub use transcripts::NewSegment;
 pub use widget::{ConversationView, WidgetContact};

@@ -228,6 +228,10 @@ pub fn event_frame(event: &Event) -> Value {
         EventKind::AccountStatusUpdated { online } => {
             json!({"accountId": event.account_id.0, "status": if *online { "online" } else { "offline" }})
         }
+        EventKind::TranscriptUpdated(segment) => json!({
+            "transcriptId": segment.transcript_id.0,
+            "segment": transcript_segment(segment),
+        }),
     };
     json!({"type": event.name(), "payload": payload})
 }
@@ -240,4 +244,29 @@ pub fn status_map(
         .into_iter()
         .map(|(id, status)| (id.to_string(), json!(status.as_str())))
         .collect()
+}
+
+pub fn transcript_segment(segment: &switchboard_core::TranscriptSegment) -> Value {
+    json!({
+        "id": segment.id,
+        "seq": segment.seq,
+        "speaker": segment.speaker,
+        "text": segment.text,
+        "startMs": segment.start_ms,
+        "endMs": segment.end_ms,
+        "createdAt": iso8601(segment.created_at),
+    })
+}
+
+pub fn transcript(
+    transcript: &switchboard_core::Transcript,
+    segments: &[switchboard_core::TranscriptSegment],
+) -> Value {
+    json!({
+        "id": transcript.id.0,
+        "workspaceId": transcript.account_id.0,
+        "title": transcript.title,
+        "createdAt": iso8601(transcript.created_at),
+        "segments": segments.iter().map(transcript_segment).collect::<Vec<_>>(),
+    })
 }

@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             batched_appends_keep_order_and_fail_alone,
             appends_report_the_assignee,
             widget_contacts_and_their_conversations,
+            transcripts_keep_their_segments_in_order,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -1125,4 +1126,55 @@ pub async fn widget_contacts_and_their_conversations(store: &Arc<dyn Store>) {
         Some(agent.id)
     );
     assert!(store.agent_by_pubsub_token("nope").await.unwrap().is_none());
+}
+
+pub async fn transcripts_keep_their_segments_in_order(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let transcript = store
+        .create_transcript(world.account.id, "Call with Ada", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .transcript(world.account.id, transcript.id)
+            .await
+            .unwrap(),
+        Some(transcript.clone())
+    );
+    let other_account = AccountId(world.account.id.0 + 1_000_000);
+    assert_eq!(
+        store
+            .transcript(other_account, transcript.id)
+            .await
+            .unwrap(),
+        None
+    );
+    for (n, text) in ["hello", "hi there"].iter().enumerate() {
+        let segment = store
+            .append_segment(
+                transcript.id,
+                "agent",
+                text,
+                n as i64 * 1000,
+                n as i64 * 1000 + 900,
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(segment.seq, n as i64 + 1);
+    }
+    let segments = store.segments(transcript.id).await.unwrap();
+    assert_eq!(
+        segments
+            .iter()
+            .map(|s| (s.seq, s.text.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "hello"), (2, "hi there")]
+    );
+    assert!(matches!(
+        store
+            .append_segment(TranscriptId(i64::MAX), "x", "y", 0, 1, NOW)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

@@ -376,6 +376,30 @@ pub trait Store: Send + Sync + 'static {
     /// conversations where the owner is behind.
     async fn cursors_behind(&self, owner: CursorOwner) -> StoreResult<Vec<(ConversationId, Seq)>>;
 
+    async fn create_transcript(
+        &self,
+        account_id: AccountId,
+        title: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Transcript>;
+    async fn transcript(
+        &self,
+        account_id: AccountId,
+        transcript_id: TranscriptId,
+    ) -> StoreResult<Option<Transcript>>;
+    /// Appends a segment, numbered after the transcript's last (from 1, without gaps).
+    async fn append_segment(
+        &self,
+        transcript_id: TranscriptId,
+        speaker: &str,
+        text: &str,
+        start_ms: i64,
+        end_ms: i64,
+        now: UnixMillis,
+    ) -> StoreResult<TranscriptSegment>;
+    /// A transcript's segments in order.
+    async fn segments(&self, transcript_id: TranscriptId) -> StoreResult<Vec<TranscriptSegment>>;
+
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;
 }

@@ -222,6 +222,26 @@ CREATE TABLE contact_inboxes (
 CREATE INDEX contact_inboxes_contact ON contact_inboxes (contact_id, inbox_id);
 CREATE INDEX conversations_contact ON conversations (contact_id, inbox_id, id);
 "#,
+    r#"
+CREATE TABLE transcripts (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE transcript_segments (
+    id INTEGER PRIMARY KEY,
+    transcript_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    speaker TEXT NOT NULL,
+    text TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (transcript_id, seq)
+);
+"#,
 ];
 
 fn open_connection(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
@@ -1842,6 +1862,127 @@ impl Store for SqliteStore {
                 )?
                 .query_map(params![kind, id], |row| {
                     Ok((ConversationId(row.get(0)?), row.get(1)?))
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_transcript(
+        &self,
+        account_id: AccountId,
+        title: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Transcript> {
+        let title = title.to_string();
+        self.write(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO transcripts (account_id, title, created_at) VALUES (?1, ?2, ?3)",
+                    params![account_id.0, title, now],
+                )
+                .map_err(from_sqlite)?;
+            Ok(Transcript {
+                id: TranscriptId(connection.last_insert_rowid()),
+                account_id,
+                title,
+                created_at: now,
+            })
+        })
+        .await
+    }
+
+    async fn transcript(
+        &self,
+        account_id: AccountId,
+        transcript_id: TranscriptId,
+    ) -> StoreResult<Option<Transcript>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached("SELECT * FROM transcripts WHERE id = ?1 AND account_id = ?2")?
+                .query_row(params![transcript_id.0, account_id.0], |row| {
+                    Ok(Transcript {
+                        id: TranscriptId(row.get("id")?),
+                        account_id: AccountId(row.get("account_id")?),
+                        title: row.get("title")?,
+                        created_at: row.get("created_at")?,
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+
+    async fn append_segment(
+        &self,
+        transcript_id: TranscriptId,
+        speaker: &str,
+        text: &str,
+        start_ms: i64,
+        end_ms: i64,
+        now: UnixMillis,
+    ) -> StoreResult<TranscriptSegment> {
+        let (speaker, text) = (speaker.to_string(), text.to_string());
+        self.write(move |connection| {
+            let seq: Option<i64> = connection
+                .prepare_cached(
+                    "UPDATE transcripts SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([transcript_id.0], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(from_sqlite)?;
+            let seq = seq.ok_or(StoreError::NotFound { what: "transcript" })?;
+            connection
+                .prepare_cached(
+                    "INSERT INTO transcript_segments (transcript_id, seq, speaker, text, start_ms, \
+                     end_ms, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        transcript_id.0,
+                        seq,
+                        speaker,
+                        text,
+                        start_ms,
+                        end_ms,
+                        now
+                    ])
+                })
+                .map_err(from_sqlite)?;
+            Ok(TranscriptSegment {
+                id: connection.last_insert_rowid(),
+                transcript_id,
+                seq,
+                speaker,
+                text,
+                start_ms,
+                end_ms,
+                created_at: now,
+            })
+        })
+        .await
+    }
+
+    async fn segments(&self, transcript_id: TranscriptId) -> StoreResult<Vec<TranscriptSegment>> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT * FROM transcript_segments WHERE transcript_id = ?1 ORDER BY seq",
+                )?
+                .query_map([transcript_id.0], |row| {
+                    Ok(TranscriptSegment {
+                        id: row.get("id")?,
+                        transcript_id: TranscriptId(row.get("transcript_id")?),
+                        seq: row.get("seq")?,
+                        speaker: row.get("speaker")?,
+                        text: row.get("text")?,
+                        start_ms: row.get("start_ms")?,
+                        end_ms: row.get("end_ms")?,
+                        created_at: row.get("created_at")?,
+                    })
                 })?
                 .collect()
         })

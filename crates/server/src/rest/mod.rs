@@ -6,6 +6,7 @@
 mod admin;
 mod dashboard;
 mod public;
+mod transcripts;
 
 use crate::dialects::native;
 use crate::time_format::iso8601;
@@ -44,10 +45,15 @@ pub fn router() -> Router<AppState> {
         .route("/ws/session/{session_id}", get(native::session_socket))
         .route("/ws/chat/{thread_id}", get(native::chat_socket))
         .route("/ws/notifications", get(native::notifications_socket))
+        .route(
+            "/ws/transcript/{workspace_id}/{transcript_id}",
+            get(native::transcript_socket),
+        )
         .route("/cable", get(crate::dialects::cable::cable_socket))
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(public::routes())
+        .merge(transcripts::routes())
 }
 
 /// An error answered over HTTP.

@@ -19,4 +19,5 @@ mod resume;
 mod slow_consumer;
 mod socketio;
 mod timeouts;
+mod transcripts;
 mod webhook;

@@ -129,7 +129,8 @@ pub fn shows(kind: &EventKind) -> bool {
         | EventKind::AgentLeft { .. }
         | EventKind::SessionEnded { .. }
         | EventKind::BotFailed { .. }
-        | EventKind::AccountStatusUpdated { .. } => false,
+        | EventKind::AccountStatusUpdated { .. }
+        | EventKind::TranscriptUpdated(_) => false,
     }
 }
 

@@ -450,7 +450,8 @@ pub fn session_shows(kind: &EventKind) -> bool {
         | EventKind::ContactCreated(_)
         | EventKind::ContactUpdated(_)
         | EventKind::PresenceUpdate { .. }
-        | EventKind::AccountStatusUpdated { .. } => false,
+        | EventKind::AccountStatusUpdated { .. }
+        | EventKind::TranscriptUpdated(_) => false,
     }
 }
 

@@ -269,6 +269,57 @@ async fn handle_chat_frames(
     replies
 }
 
+/// `GET /ws/transcript/:workspaceId/:transcriptId?ticket=...`: a transcript's segments, live,
+/// as `transcript.updated` frames.
+pub async fn transcript_socket(
+    State(state): State<AppState>,
+    Path((workspace_id, transcript_id)): Path<(i64, i64)>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let engine: Arc<Engine> = state.engine.clone();
+    configure(upgrade, &state).on_upgrade(move |mut socket| async move {
+        let _tracked = engine.track_connection();
+        let principal = match redeem(&engine, &query) {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                let (code, message) = ticket_refusal_message(refusal);
+                return refuse(&mut socket, code, message, CloseCode::AuthenticationFailed).await;
+            }
+        };
+        let opened = engine
+            .open_transcript_feed(
+                &principal,
+                switchboard_core::AccountId(workspace_id),
+                switchboard_core::TranscriptId(transcript_id),
+            )
+            .await;
+        let subscription = match opened {
+            Ok(subscription) => subscription,
+            Err(EngineError::Domain(DomainError::NotFound | DomainError::Forbidden)) => {
+                return refuse(
+                    &mut socket,
+                    ErrorCode::NotFound,
+                    "Transcript not found",
+                    CloseCode::SessionNotFound,
+                )
+                .await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not open a transcript feed");
+                return refuse(
+                    &mut socket,
+                    ErrorCode::ServerError,
+                    "please reconnect",
+                    CloseCode::TryAgainLater,
+                )
+                .await;
+            }
+        };
+        serve_subscription(socket, &engine, &principal, subscription).await;
+    })
+}
+
 /// `GET /ws/notifications?ticket=...`: an agent's notifications and the account's events.
 pub async fn notifications_socket(
     State(state): State<AppState>,
@@ -285,10 +336,12 @@ pub async fn notifications_socket(
                 return refuse(&mut socket, code, message, CloseCode::AuthenticationFailed).await;
             }
         };
-        let mut subscription = match engine.open_account_feed(&principal) {
+        let subscription = match engine.open_account_feed(&principal) {
             Ok(subscription) => subscription,
             Err(_) => {
-                return refuse(&mut socket, ErrorCode::Forbidden,
+                return refuse(
+                    &mut socket,
+                    ErrorCode::Forbidden,
                     "notifications are for agents and the API key",
                     CloseCode::AuthenticationFailed,
                 )
@@ -296,62 +349,70 @@ pub async fn notifications_socket(
             }
         };
         let _present = engine.connected(&principal).await;
-        let mut shutdown = engine.shutdown_signal();
-        let heartbeat_timeout = engine.config().heartbeat_timeout;
-        // Armed once, moved only when it fires (see the session socket).
-        let mut last_frame_at = Instant::now();
-        let heartbeat = sleep_until(last_frame_at + heartbeat_timeout);
-        tokio::pin!(heartbeat);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => {
-                    let queued = drain_ready(&mut subscription);
+        serve_subscription(socket, &engine, &principal, subscription).await;
+    })
+}
 
-                    if !send_rendered(&mut socket, &engine, &principal, &queued).await {
-
+/// Streams a subscription's events to a socket as `{type, payload}` frames until it closes:
+/// heartbeats answered, shutdown and slow consumers closed as everywhere.
+async fn serve_subscription(
+    mut socket: WebSocket,
+    engine: &Engine,
+    principal: &Principal,
+    mut subscription: switchboard_engine::Subscription,
+) {
+    let mut shutdown = engine.shutdown_signal();
+    let heartbeat_timeout = engine.config().heartbeat_timeout;
+    // Armed once, moved only when it fires (see the session socket).
+    let mut last_frame_at = Instant::now();
+    let heartbeat = sleep_until(last_frame_at + heartbeat_timeout);
+    tokio::pin!(heartbeat);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                let queued = drain_ready(&mut subscription);
+                if !send_rendered(&mut socket, engine, principal, &queued).await {
+                    return;
+                }
+                return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
+            }
+            _ = &mut heartbeat => {
+                let due = last_frame_at + heartbeat_timeout;
+                if due > Instant::now() {
+                    heartbeat.as_mut().reset(due);
+                    continue;
+                }
+                return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
+            }
+            item = next_deliveries(&mut subscription) => match item {
+                FeedItem::Deliveries(deliveries) => {
+                    if !send_rendered(&mut socket, engine, principal, &deliveries).await {
                         return;
-
                     }
-                    return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
-                _ = &mut heartbeat => {
-                    let due = last_frame_at + heartbeat_timeout;
-                    if due > Instant::now() {
-                        heartbeat.as_mut().reset(due);
-                        continue;
-                    }
-                    return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
+                FeedItem::Evicted(_) => {
+                    return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect").await;
                 }
-                item = next_deliveries(&mut subscription) => match item {
-                    FeedItem::Deliveries(deliveries) => {
-                        if !send_rendered(&mut socket, &engine, &principal, &deliveries).await {
-                            return;
-                        }
-                    }
-                    FeedItem::Evicted(_) => {
-                        return close(&mut socket, CloseCode::TryAgainLater, "too slow: reconnect").await;
-                    }
-                },
-                incoming = socket.next() => {
-                    let reply = match incoming {
-                        Some(Ok(WsMessage::Text(text))) => match decode_managed_frame(text.as_str()) {
-                            Ok(ManagedFrame::Heartbeat) => Some(pong_frame(engine.clock().now_ms())),
-                            Ok(_) => Some(error_frame(ErrorCode::UnknownType, "this socket accepts only heartbeat")),
-                            Err(error) => Some(error_frame(error.code, &error.message)),
-                        },
-                        Some(Ok(WsMessage::Binary(_))) => Some(error_frame(ErrorCode::InvalidJson, "binary frames are not accepted")),
-                        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
-                        _ => return,
-                    };
-                    last_frame_at = Instant::now();
-                    if let Some(reply) = reply {
-                        if socket.send(WsMessage::Text(reply)).await.is_err() {
-                            return;
-                        }
+            },
+            incoming = socket.next() => {
+                let reply = match incoming {
+                    Some(Ok(WsMessage::Text(text))) => match decode_managed_frame(text.as_str()) {
+                        Ok(ManagedFrame::Heartbeat) => Some(pong_frame(engine.clock().now_ms())),
+                        Ok(_) => Some(error_frame(ErrorCode::UnknownType, "this socket accepts only heartbeat")),
+                        Err(error) => Some(error_frame(error.code, &error.message)),
+                    },
+                    Some(Ok(WsMessage::Binary(_))) => Some(error_frame(ErrorCode::InvalidJson, "binary frames are not accepted")),
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => None,
+                    _ => return,
+                };
+                last_frame_at = Instant::now();
+                if let Some(reply) = reply {
+                    if socket.send(WsMessage::Text(reply)).await.is_err() {
+                        return;
                     }
                 }
             }
         }
-    })
+    }
 }

@@ -10,5 +10,5 @@ pub use frames::{
     decode_client_frame, decode_managed_frame, render_for_visitor, ClientFrame, ErrorCode,
     FrameError, ManagedFrame,
 };
-pub use managed::{chat_socket, notifications_socket};
+pub use managed::{chat_socket, notifications_socket, transcript_socket};
 pub use session::{serve_session_socket, session_socket, CloseCode};

@@ -43,7 +43,8 @@ pub fn shows(kind: &EventKind) -> bool {
         | EventKind::ContactCreated(_)
         | EventKind::ContactUpdated(_)
         | EventKind::PresenceUpdate { .. }
-        | EventKind::AccountStatusUpdated { .. } => false,
+        | EventKind::AccountStatusUpdated { .. }
+        | EventKind::TranscriptUpdated(_) => false,
     }
 }
 
