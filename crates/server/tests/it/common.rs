@@ -314,33 +314,31 @@ impl Ws {
     }
 }
 
-/// Runs a `node --test` suite in `tests/<dir>` against `server` (its address and demo
-/// workspace in `SWITCHBOARD_BASE` and `SWITCHBOARD_DEMO`), installing the pinned npm
-/// packages first when they are missing; fails with the suite's output.
-pub async fn run_node_suite(server: &TestServer, dir: &str, file: &str, packages: &[&str]) {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join(dir);
+/// Installs the pinned npm packages of `dir` (its lockfile) unless `packages` are there.
+pub fn npm_ci_if_missing(dir: &std::path::Path, packages: &[&str]) {
     if packages
         .iter()
-        .any(|package| !dir.join("node_modules").join(package).exists())
+        .all(|package| dir.join("node_modules").join(package).exists())
     {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs (Node.js and npm are part of the test setup)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
+        return;
     }
-    let base = format!("http://{}", server.base);
-    let demo = server.demo.to_string();
-    let file = file.to_string();
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("npm runs (Node.js and npm are part of the test setup)");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
+
+/// Runs `node --test` on `files` in `dir` with `env`; fails with the suite's output.
+pub async fn run_node_tests(dir: std::path::PathBuf, files: &[&str], env: Vec<(String, String)>) {
+    let mut args = vec!["--test".to_string(), "--test-concurrency=1".to_string()];
+    args.extend(files.iter().map(|file| file.to_string()));
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
-            .args(["--test", "--test-concurrency=1", &file])
+            .args(&args)
             .current_dir(dir)
-            .env("SWITCHBOARD_BASE", base)
-            .env("SWITCHBOARD_DEMO", demo)
+            .envs(env)
             .output()
             .expect("node runs")
     })
@@ -350,6 +348,24 @@ pub async fn run_node_suite(server: &TestServer, dir: &str, file: &str, packages
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.contains("# fail 0"),
-        "the Node.js client tests failed:\n{stdout}\n{stderr}"
+        "the Node.js tests failed:\n{stdout}\n{stderr}"
     );
+}
+
+/// Runs a `node --test` suite in `tests/<dir>` against `server` (its address and demo
+/// workspace in `SWITCHBOARD_BASE` and `SWITCHBOARD_DEMO`), installing its npm packages first
+/// when they are missing.
+pub async fn run_node_suite(server: &TestServer, dir: &str, file: &str, packages: &[&str]) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
+    npm_ci_if_missing(&dir, packages);
+    let env = vec![
+        (
+            "SWITCHBOARD_BASE".to_string(),
+            format!("http://{}", server.base),
+        ),
+        ("SWITCHBOARD_DEMO".to_string(), server.demo.to_string()),
+    ];
+    run_node_tests(dir, &[file], env).await;
 }

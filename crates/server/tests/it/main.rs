@@ -16,6 +16,7 @@ mod managed_sockets;
 mod presence;
 mod restart;
 mod resume;
+mod sdk;
 mod slow_consumer;
 mod socketio;
 mod timeouts;

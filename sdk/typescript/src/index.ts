@@ -1,0 +1,15 @@
+export { Emitter } from "./emitter.js";
+export {
+  ManagedSocket,
+  backoff,
+  type SocketOptions,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  type WebSocketState,
+} from "./socket.js";
+export {
+  SwitchboardClient,
+  SwitchboardError,
+  WebSocketManager,
+  type SwitchboardClientOptions,
+} from "./client.js";
