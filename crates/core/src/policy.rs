@@ -95,7 +95,8 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
             !(*private && viewer.is_visitor()) && viewer_actor.as_ref() != Some(actor)
         }
         EventKind::TypingOff { actor, .. } => viewer_actor.as_ref() != Some(actor),
-        EventKind::ConversationRead { reader, .. } => viewer_actor.as_ref() != Some(reader),
+        // The reader's other tabs follow its read position too.
+        EventKind::ConversationRead { .. } => true,
         EventKind::NotificationCreated(notification) => {
             matches!(viewer, Principal::Agent { agent_id, .. } if *agent_id == notification.agent_id)
         }

@@ -161,6 +161,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let app = rest::router()
         .layer(DefaultBodyLimit::max(max_body))
         .layer(socketio)
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            refuse_while_stopping,
+        ))
         .with_state(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let serving_engine = engine.clone();
@@ -195,4 +199,28 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         stop: Some(stop),
         task,
     })
+}
+
+/// While the server shuts down, new requests (sockets included) are told to come back: a
+/// client reconnecting then must not land on a server about to go away. Health checks still
+/// answer, so a load balancer sees the server leave.
+async fn refuse_while_stopping(
+    axum::extract::State(engine): axum::extract::State<Arc<Engine>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let health = matches!(request.uri().path(), "/healthz" | "/readyz");
+    if engine.is_shutting_down() && !health {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            axum::Json(serde_json::json!({"error": {
+                "code": "SHUTTING_DOWN",
+                "message": "the server is restarting; retry shortly",
+            }})),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }

@@ -13,3 +13,13 @@ export {
   WebSocketManager,
   type SwitchboardClientOptions,
 } from "./client.js";
+export {
+  VisitorClient,
+  type AccountStatus,
+  type Contact,
+  type Conversation,
+  type InitializedData,
+  type Message,
+  type VisitorClientOptions,
+  type VisitorEvents,
+} from "./visitor.js";

@@ -17,6 +17,7 @@ const BASE: &str = "/public/api/v1/inboxes/{inbox}/contacts";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/public/api/v1/inboxes/{inbox}", get(inbox))
         .route(BASE, post(create_contact))
         .route(
             &format!("{BASE}/{{source}}"),
@@ -38,6 +39,20 @@ pub fn routes() -> Router<AppState> {
             &format!("{BASE}/{{source}}/conversations/{{conversation}}/update_last_seen"),
             post(update_last_seen),
         )
+}
+
+/// The inbox as a widget sees it, with whether any agent of the account is online.
+async fn inbox(
+    State(state): State<AppState>,
+    Path(inbox): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let inbox = state.engine.widget_inbox(&inbox).await?;
+    let online = state.engine.account_is_online(inbox.account_id);
+    Ok(Json(json!({
+        "identifier": inbox.identifier,
+        "name": inbox.name,
+        "account_status": if online { "online" } else { "offline" },
+    })))
 }
 
 /// The contact as its widget sees it, pubsub token included (the widget subscribes with it).

@@ -300,3 +300,20 @@ async fn a_burst_of_frames_is_answered_in_order() {
     }
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn a_stopping_server_turns_new_requests_away_but_still_answers_health_checks() {
+    let server = TestServer::start().await;
+    server.engine().begin_shutdown();
+    let (status, body) = server
+        .post(
+            "/api/v1/session",
+            &server.publishable_key(),
+            serde_json::json!({"agentId": "demo"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "SHUTTING_DOWN");
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}

@@ -124,12 +124,12 @@ pub fn shows(kind: &EventKind) -> bool {
         | EventKind::NotificationCreated(_)
         | EventKind::ContactCreated(_)
         | EventKind::ContactUpdated(_)
-        | EventKind::PresenceUpdate { .. } => true,
+        | EventKind::PresenceUpdate { .. }
+        | EventKind::AccountStatusUpdated { .. } => true,
         EventKind::AgentJoined { .. }
         | EventKind::AgentLeft { .. }
         | EventKind::SessionEnded { .. }
         | EventKind::BotFailed { .. }
-        | EventKind::AccountStatusUpdated { .. }
         | EventKind::TranscriptUpdated(_) => false,
     }
 }
@@ -197,6 +197,11 @@ pub fn render(event: &Event, context: &EventContext) -> Rendered {
         EventKind::ContactCreated(contact) | EventKind::ContactUpdated(contact) => {
             with_account(snake::contact(contact))
         }
+        // An extension: widgets learn whether any agent is online.
+        EventKind::AccountStatusUpdated { online } => json!({
+            "account_id": event.account_id.0,
+            "status": if *online { "online" } else { "offline" },
+        }),
         _ => return None,
     };
     let data = RawValue::from_string(data.to_string()).expect("a JSON value is valid JSON");
@@ -358,12 +363,17 @@ mod tests {
                 "account_id": 1
             })
         );
-        assert!(!shows(&EventKind::AccountStatusUpdated { online: true }));
-        assert!(render(
-            &sample_event(EventKind::AccountStatusUpdated { online: true }),
-            &EventContext::default()
-        )
-        .is_none());
+        assert!(!shows(&EventKind::AgentJoined {
+            conversation_id: switchboard_core::ConversationId(5),
+            agent_id: AgentId(4),
+            agent_name: "Grace".into(),
+        }));
+        let (name, value) = data(render(
+            &sample_event(EventKind::AccountStatusUpdated { online: false }),
+            &EventContext::default(),
+        ));
+        assert_eq!(name, "account.status_updated");
+        assert_eq!(value, json!({"account_id": 1, "status": "offline"}));
     }
 
     #[test]
