@@ -70,6 +70,7 @@ impl BotReply {
             iframe_commands: self.iframe_commands.clone(),
             suggestions: self.suggestions.clone(),
             lead_form: self.lead_form.clone(),
+            attachment: None,
         }
     }
 }

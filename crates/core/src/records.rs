@@ -412,6 +412,19 @@ pub struct MessageAttributes {
     pub suggestions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_form: Option<LeadForm>,
+    /// The file a file message carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+}
+
+/// A file sent in a conversation: stored by the server, fetched by the conversation's parties.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Attachment {
+    /// The stored file's id (random; names it on disk and in its download path).
+    pub file_id: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
 }
 
 impl MessageAttributes {

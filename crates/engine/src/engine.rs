@@ -1050,6 +1050,36 @@ impl Engine {
             .collect()
     }
 
+    /// Stores a file message carrying `attachment` (already on disk) and publishes it, as any
+    /// message: rate limit, authorisation, receipts and bots alike.
+    pub async fn send_attachment(
+        &self,
+        principal: &Principal,
+        conversation_id: ConversationId,
+        attachment: Attachment,
+        client_message_id: Option<String>,
+    ) -> Result<Message, EngineError> {
+        let (scope, mut message) = self
+            .prepare_message(
+                principal,
+                conversation_id,
+                attachment.file_name.clone(),
+                client_message_id,
+                false,
+            )
+            .await?;
+        message.content_type = ContentType::File;
+        message.attributes.attachment = Some(attachment);
+        let appended = self.store.append_message(message).await?;
+        match self
+            .after_append(principal, &scope, false, appended)
+            .await?
+        {
+            Outcome::Message { message, .. } => Ok(*message),
+            Outcome::Done => Err(DomainError::NotFound.into()),
+        }
+    }
+
     /// Rate limit, validation and authorisation of one message; the message to store.
     async fn prepare_message(
         &self,

@@ -26,6 +26,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for connections to close.
     pub shutdown_grace: Duration,
+    /// The largest file a conversation's party may upload, in bytes.
+    pub upload_max_bytes: usize,
+    /// The content types uploads may have (`image/*` matches every image type).
+    pub upload_types: Vec<String>,
     /// How often Socket.IO connections are pinged, and how long a pong may take.
     pub socketio_ping_interval: Duration,
     pub socketio_ping_timeout: Duration,
@@ -45,6 +49,10 @@ impl Settings {
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_types: ["image/*", "application/pdf", "text/plain", "text/csv"]
+                .map(String::from)
+                .to_vec(),
             socketio_ping_interval: Duration::from_secs(25),
             socketio_ping_timeout: Duration::from_secs(20),
             engine: EngineConfig::default(),
@@ -96,6 +104,8 @@ struct FileSettings {
     session_ttl_secs: Option<u64>,
     heartbeat_timeout_secs: Option<u64>,
     socketio_ping_interval_ms: Option<u64>,
+    upload_max_bytes: Option<usize>,
+    upload_types: Option<Vec<String>>,
     socketio_ping_timeout_ms: Option<u64>,
     outbound_queue: Option<usize>,
     max_message_bytes: Option<usize>,
@@ -136,6 +146,12 @@ impl FileSettings {
         }
         if let Some(secs) = self.heartbeat_timeout_secs {
             settings.engine.heartbeat_timeout = Duration::from_secs(secs);
+        }
+        if let Some(bytes) = self.upload_max_bytes {
+            settings.upload_max_bytes = bytes;
+        }
+        if let Some(types) = self.upload_types {
+            settings.upload_types = types;
         }
         if let Some(ms) = self.socketio_ping_interval_ms {
             settings.socketio_ping_interval = Duration::from_millis(ms);

@@ -66,6 +66,9 @@ pub fn message(message: &Message) -> Value {
         content_attributes["leadForm"] =
             json!({"fields": form.fields, "cta": {"text": form.cta_text, "url": form.cta_url}});
     }
+    if let Some(attachment) = &attributes.attachment {
+        content_attributes["attachment"] = self::attachment(message.conversation_id, attachment);
+    }
     json!({
         "id": message.id.0,
         "conversationId": message.conversation_id.0,
@@ -268,5 +271,28 @@ pub fn transcript(
         "title": transcript.title,
         "createdAt": iso8601(transcript.created_at),
         "segments": segments.iter().map(transcript_segment).collect::<Vec<_>>(),
+    })
+}
+
+/// Where a conversation's party downloads an attachment (with its bearer credential).
+pub fn attachment_url(
+    conversation_id: switchboard_core::ConversationId,
+    attachment: &switchboard_core::Attachment,
+) -> String {
+    format!(
+        "/api/v1/conversations/{}/attachments/{}",
+        conversation_id.0, attachment.file_id
+    )
+}
+
+pub fn attachment(
+    conversation_id: switchboard_core::ConversationId,
+    attachment: &switchboard_core::Attachment,
+) -> Value {
+    json!({
+        "fileName": attachment.file_name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+        "url": attachment_url(conversation_id, attachment),
     })
 }

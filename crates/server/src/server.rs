@@ -145,9 +145,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     })?;
     let grace = settings.shutdown_grace;
     let max_body = settings.max_body_bytes;
+    let upload_max = settings.upload_max_bytes;
     let state = AppState {
         engine: engine.clone(),
         settings: Arc::new(settings),
+        uploads: Arc::default(),
     };
     let socketio = crate::dialects::socketio::layer(
         engine.clone(),
@@ -158,7 +160,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             ping_timeout: state.settings.socketio_ping_timeout,
         },
     );
-    let app = rest::router()
+    let app = rest::router(upload_max)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(socketio)
         .layer(axum::middleware::from_fn_with_state(

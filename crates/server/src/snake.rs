@@ -155,6 +155,12 @@ pub fn message(
         "sender_type": sender_type,
         "sender_id": sender_id,
         "external_source_ids": {},
+        "attachments": message.attributes.attachment.iter().map(|attachment| json!({
+            "file_type": attachment.content_type,
+            "file_name": attachment.file_name,
+            "file_size": attachment.size,
+            "data_url": crate::json::attachment_url(message.conversation_id, attachment),
+        })).collect::<Vec<_>>(),
         "sender": sender,
         "echo_id": message.client_message_id,
     })

@@ -150,6 +150,25 @@ export class VisitorClient {
     });
   }
 
+  /** Begins a file upload: POST the file (multipart, field `file`) to `url` once, then finish. */
+  async chatUploadInit(): Promise<{ token: string; url: string }> {
+    const conversation = this.requireConversation();
+    return request(this.options.baseUrl, "POST", "/api/v1/uploads", this.contact?.pubsub_token, {
+      conversationId: conversation.id,
+    });
+  }
+
+  /** Finishes an upload into a file message (delivered later by `chat.message_received` too). */
+  async chatUploadFinish(token: string): Promise<Message> {
+    return request(
+      this.options.baseUrl,
+      "POST",
+      `/api/v1/uploads/${encodeURIComponent(token)}/finish`,
+      this.contact?.pubsub_token,
+      {},
+    );
+  }
+
   /** Tells the agents whether the visitor is typing. */
   async chatTyping(isTyping: boolean): Promise<void> {
     await this.post("toggle_typing", { typing_status: isTyping ? "on" : "off" });

@@ -4,6 +4,11 @@ import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { SwitchboardClient, VisitorClient } from "../dist/index.js";
 import { startServer, next } from "./server.mjs";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import axios from "axios";
+import FormData from "form-data";
 
 let server;
 const visitors = [];
@@ -16,6 +21,10 @@ after(async () => {
 });
 
 function visitorClient(options = {}) {
+  return visitorClient_(options);
+}
+
+function visitorClient_(options = {}) {
   const client = new VisitorClient({
     baseUrl: server.baseUrl,
     inboxIdentifier: server.demo.inboxIdentifier,
@@ -140,4 +149,94 @@ test("bad input is refused clearly", async () => {
   });
   const stranger = visitorClient({ visitorToken: "no-such-visitor" });
   await assert.rejects(stranger.connect(), (error) => error.status === 404);
+});
+
+// A tiny PNG (1x1), written where the document reads its file from.
+const PNG = Buffer.from(
+  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
+  "hex",
+);
+
+test("the document's file upload: init, a multipart POST with axios, finish", async () => {
+  const visitorClient = visitorClient_();
+  await visitorClient.connect();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sdk-upload-"));
+  const file = path.join(dir, "pixel.png");
+  fs.writeFileSync(file, PNG);
+
+  const received = nextEvent(visitorClient, "chat.message_received", (d) => d.message.content === "pixel.png");
+  // As the document writes it.
+  const uploadInfo = await visitorClient.chatUploadInit()
+  const formData = new FormData()
+  formData.append('file', fs.readFileSync(file), {
+    filename: 'pixel.png',
+  })
+  const uploadRes = await axios.post(uploadInfo.url, formData.getBuffer(), {
+    headers: formData.getHeaders(),
+    maxContentLength: Infinity,
+  })
+  const message = await visitorClient.chatUploadFinish(uploadInfo.token)
+
+  assert.equal(uploadRes.status, 201);
+  assert.equal(message.contentType, "file");
+  assert.equal((await received).message.id, message.id);
+  const attachment = message.contentAttributes.attachment;
+  assert.deepEqual(
+    { fileName: attachment.fileName, contentType: attachment.contentType, size: attachment.size },
+    { fileName: "pixel.png", contentType: "image/png", size: PNG.length },
+  );
+
+  // The conversation's parties download it; nobody else does.
+  const contact = await server.api(
+    "GET",
+    `/public/api/v1/inboxes/${server.demo.inboxIdentifier}/contacts/${visitorClient.visitorToken}`,
+  );
+  const fetchAs = (token) =>
+    fetch(server.baseUrl + attachment.url, { headers: { authorization: `Bearer ${token}` } });
+  const mine = await fetchAs(contact.body.pubsub_token);
+  assert.equal(mine.status, 200);
+  assert.deepEqual(Buffer.from(await mine.arrayBuffer()), PNG);
+  assert.equal((await fetchAs(agentToken())).status, 200);
+  const stranger = visitorClient_();
+  await stranger.connect();
+  const strangerContact = await server.api(
+    "GET",
+    `/public/api/v1/inboxes/${server.demo.inboxIdentifier}/contacts/${stranger.visitorToken}`,
+  );
+  assert.equal((await fetchAs(strangerContact.body.pubsub_token)).status, 404);
+
+  // Single use: the URL takes one file, the token finishes once.
+  const again = await axios.post(uploadInfo.url, formData.getBuffer(), {
+    headers: formData.getHeaders(),
+    validateStatus: () => true,
+  });
+  assert.equal(again.status, 404);
+  await assert.rejects(visitorClient.chatUploadFinish(uploadInfo.token), (e) => e.status === 404);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("refused uploads say why, and the token stays usable", async () => {
+  const client = visitorClient_();
+  await client.connect();
+  const info = await client.chatUploadInit();
+  const post = (buffer, filename) => {
+    const form = new FormData();
+    form.append("file", buffer, { filename });
+    return axios.post(info.url, form.getBuffer(), { headers: form.getHeaders(), validateStatus: () => true });
+  };
+  const wrongType = await post(Buffer.from("MZ..."), "tool.exe");
+  assert.equal(wrongType.status, 415);
+  assert.equal(wrongType.data.error.code, "UPLOAD_TYPE_REFUSED");
+  const tooLarge = await post(Buffer.alloc(10 * 1024 * 1024 + 1, 1), "big.txt");
+  assert.equal(tooLarge.status, 413);
+  await assert.rejects(client.chatUploadFinish(info.token), (e) => e.code === "UPLOAD_NOT_RECEIVED");
+  const ok = await post(Buffer.from("hello"), "hello.txt");
+  assert.equal(ok.status, 201);
+  const message = await client.chatUploadFinish(info.token);
+  assert.equal(message.contentAttributes.attachment.contentType, "text/plain");
+  const unknown = await axios.post(`${server.baseUrl}/api/v1/uploads/up_nope/file`, "x", {
+    validateStatus: () => true,
+  });
+  assert.equal(unknown.status, 404);
 });

@@ -7,6 +7,7 @@ mod admin;
 mod dashboard;
 mod public;
 mod transcripts;
+pub mod uploads;
 
 use crate::dialects::native;
 use crate::time_format::iso8601;
@@ -29,9 +30,10 @@ use switchboard_engine::{Engine, EngineError, NewWebhook};
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub settings: Arc<crate::Settings>,
+    pub uploads: Arc<uploads::Uploads>,
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(upload_max_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -54,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .merge(dashboard::routes())
         .merge(public::routes())
         .merge(transcripts::routes())
+        .merge(uploads::routes(upload_max_bytes))
 }
 
 /// An error answered over HTTP.

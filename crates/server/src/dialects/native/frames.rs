@@ -624,6 +624,7 @@ mod tests {
                     cta_text: "Start Free Trial".into(),
                     cta_url: "https://example.com/signup".into(),
                 }),
+                attachment: None,
             },
             private: false,
             status: MessageStatus::Sent,

@@ -1,0 +1,393 @@
+//! File uploads (`spec/rest.md`): a conversation's party asks for an upload
+//! (`POST /api/v1/uploads`), sends the file once to the single-use URL it gets (multipart,
+//! field `file`, within 10 minutes), and finishes it into a file message
+//! (`POST /api/v1/uploads/:token/finish`). Files are kept under the data directory, named by a
+//! random id in a folder per conversation; only the conversation's parties can download them.
+
+use super::{principal, ApiError, AppState, JsonBody};
+use crate::json;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use switchboard_core::{Attachment, ConversationId, Principal};
+
+/// How long an upload URL stays valid.
+const UPLOAD_TTL: Duration = Duration::from_secs(600);
+
+pub fn routes(max_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/uploads", post(begin))
+        .route(
+            "/api/v1/uploads/{token}/file",
+            // The multipart envelope around the file needs a little room beyond its limit.
+            post(receive).layer(DefaultBodyLimit::max(max_bytes + 64 * 1024)),
+        )
+        .route("/api/v1/uploads/{token}/finish", post(finish))
+        .route(
+            "/api/v1/conversations/{conversation}/attachments/{file}",
+            get(download),
+        )
+}
+
+/// Uploads begun and not yet finished, by token. In memory: a token outlives neither its ten
+/// minutes nor the process.
+#[derive(Default)]
+pub struct Uploads {
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+struct Pending {
+    principal: Principal,
+    conversation_id: ConversationId,
+    expires: Instant,
+    state: UploadState,
+}
+
+enum UploadState {
+    Waiting,
+    Receiving,
+    Received(Attachment),
+}
+
+fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+fn upload_dir(state: &AppState, conversation_id: ConversationId) -> PathBuf {
+    state
+        .settings
+        .data_dir
+        .join("uploads")
+        .join(conversation_id.0.to_string())
+}
+
+/// A file id is ours (hex) or it names no file: nothing else reaches the file system.
+fn valid_file_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn allowed_type(state: &AppState, content_type: &str) -> bool {
+    state
+        .settings
+        .upload_types
+        .iter()
+        .any(|allowed| match allowed.strip_suffix("/*") {
+            Some(prefix) => content_type
+                .split_once('/')
+                .is_some_and(|(kind, _)| kind == prefix),
+            None => allowed == content_type,
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Begin {
+    conversation_id: i64,
+}
+
+async fn begin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Begin>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = principal(&state, &headers).await?;
+    let conversation_id = ConversationId(body.conversation_id);
+    // Only a party of the conversation may send a file into it.
+    state
+        .engine
+        .get_conversation(&principal, conversation_id)
+        .await?;
+    let token = switchboard_engine::generate_secret("up_");
+    let now = Instant::now();
+    {
+        let mut pending = state.uploads.pending.lock().expect("uploads poisoned");
+        pending.retain(|_, upload| upload.expires > now);
+        pending.insert(
+            token.clone(),
+            Pending {
+                principal,
+                conversation_id,
+                expires: now + UPLOAD_TTL,
+                state: UploadState::Waiting,
+            },
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "url": format!("http://{host}/api/v1/uploads/{token}/file"),
+            "maxBytes": state.settings.upload_max_bytes,
+            "expiresInSeconds": UPLOAD_TTL.as_secs(),
+        })),
+    ))
+}
+
+/// Takes the upload's single use, or says why it cannot be used.
+fn claim(state: &AppState, token: &str) -> Result<ConversationId, ApiError> {
+    let mut pending = state.uploads.pending.lock().expect("uploads poisoned");
+    let Some(upload) = pending.get_mut(token) else {
+        return Err(refusal(
+            StatusCode::NOT_FOUND,
+            "UPLOAD_NOT_FOUND",
+            "no such upload: it was never begun, has expired or was finished",
+        ));
+    };
+    if upload.expires <= Instant::now() {
+        pending.remove(token);
+        return Err(refusal(
+            StatusCode::GONE,
+            "UPLOAD_EXPIRED",
+            "the upload URL has expired",
+        ));
+    }
+    if !matches!(upload.state, UploadState::Waiting) {
+        return Err(refusal(
+            StatusCode::CONFLICT,
+            "UPLOAD_USED",
+            "this upload URL has been used already",
+        ));
+    }
+    upload.state = UploadState::Receiving;
+    Ok(upload.conversation_id)
+}
+
+/// Puts an upload back to waiting after a refused or failed attempt.
+fn release(state: &AppState, token: &str) {
+    if let Some(upload) = state
+        .uploads
+        .pending
+        .lock()
+        .expect("uploads poisoned")
+        .get_mut(token)
+    {
+        upload.state = UploadState::Waiting;
+    }
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let conversation_id = claim(&state, &token)?;
+    match store_file(&state, conversation_id, multipart).await {
+        Ok(attachment) => {
+            let answer = json!({
+                "fileName": attachment.file_name,
+                "contentType": attachment.content_type,
+                "size": attachment.size,
+            });
+            if let Some(upload) = state
+                .uploads
+                .pending
+                .lock()
+                .expect("uploads poisoned")
+                .get_mut(&token)
+            {
+                upload.state = UploadState::Received(attachment);
+            }
+            Ok((StatusCode::CREATED, Json(answer)))
+        }
+        Err(error) => {
+            release(&state, &token);
+            Err(error)
+        }
+    }
+}
+
+async fn store_file(
+    state: &AppState,
+    conversation_id: ConversationId,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Attachment, ApiError> {
+    let mut multipart = multipart.map_err(|rejection| {
+        refusal(
+            StatusCode::BAD_REQUEST,
+            "INVALID_UPLOAD",
+            format!(
+                "send the file as multipart/form-data: {}",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let too_large = || {
+        refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "UPLOAD_TOO_LARGE",
+            format!(
+                "files may be at most {} bytes",
+                state.settings.upload_max_bytes
+            ),
+        )
+    };
+    while let Some(field) = multipart.next_field().await.map_err(|error| {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            refusal(StatusCode::BAD_REQUEST, "INVALID_UPLOAD", error.body_text())
+        }
+    })? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let file_name = field
+            .file_name()
+            .map(|name| name.rsplit(['/', '\\']).next().unwrap_or(name).to_string())
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| "file".to_string());
+        let content_type = field
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        if !allowed_type(state, &content_type) {
+            return Err(refusal(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UPLOAD_TYPE_REFUSED",
+                format!(
+                    "files of type {content_type} are not accepted; accepted: {}",
+                    state.settings.upload_types.join(", ")
+                ),
+            ));
+        }
+        let bytes = field.bytes().await.map_err(|error| {
+            if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                refusal(StatusCode::BAD_REQUEST, "INVALID_UPLOAD", error.body_text())
+            }
+        })?;
+        if bytes.len() > state.settings.upload_max_bytes {
+            return Err(too_large());
+        }
+        if bytes.is_empty() {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "EMPTY_UPLOAD",
+                "the file is empty",
+            ));
+        }
+        // 128 random bits in hex.
+        let file_id = switchboard_engine::generate_secret("");
+        let dir = upload_dir(state, conversation_id);
+        let attachment = Attachment {
+            file_id,
+            file_name,
+            content_type,
+            size: bytes.len() as u64,
+        };
+        let meta = serde_json::to_vec(&attachment).expect("an attachment serialises");
+        let written = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(dir.join(&attachment.file_id), &bytes).await?;
+            tokio::fs::write(dir.join(format!("{}.json", attachment.file_id)), meta).await
+        }
+        .await;
+        return match written {
+            Ok(()) => Ok(attachment),
+            Err(error) => {
+                tracing::error!(%error, "could not store an upload");
+                Err(refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "SERVER_ERROR",
+                    "the file could not be stored; retry",
+                ))
+            }
+        };
+    }
+    Err(refusal(
+        StatusCode::BAD_REQUEST,
+        "INVALID_UPLOAD",
+        "the multipart body has no field named file",
+    ))
+}
+
+async fn finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = principal(&state, &headers).await?;
+    let (conversation_id, attachment) = {
+        let mut pending = state.uploads.pending.lock().expect("uploads poisoned");
+        let Some(upload) = pending.get(&token) else {
+            return Err(refusal(
+                StatusCode::NOT_FOUND,
+                "UPLOAD_NOT_FOUND",
+                "no such upload: it was never begun, has expired or was finished",
+            ));
+        };
+        if upload.principal != principal {
+            return Err(refusal(
+                StatusCode::NOT_FOUND,
+                "UPLOAD_NOT_FOUND",
+                "no such upload",
+            ));
+        }
+        let UploadState::Received(attachment) = &upload.state else {
+            return Err(refusal(
+                StatusCode::CONFLICT,
+                "UPLOAD_NOT_RECEIVED",
+                "send the file to the upload URL before finishing",
+            ));
+        };
+        let taken = (upload.conversation_id, attachment.clone());
+        pending.remove(&token);
+        taken
+    };
+    let message = state
+        .engine
+        .send_attachment(&principal, conversation_id, attachment, Some(token))
+        .await?;
+    Ok((StatusCode::CREATED, Json(json::message(&message))))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((conversation, file)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    let principal = principal(&state, &headers).await?;
+    let conversation_id = ConversationId(conversation);
+    state
+        .engine
+        .get_conversation(&principal, conversation_id)
+        .await?;
+    let not_found = || refusal(StatusCode::NOT_FOUND, "NOT_FOUND", "no such attachment");
+    if !valid_file_id(&file) {
+        return Err(not_found());
+    }
+    let dir = upload_dir(&state, conversation_id);
+    let meta = tokio::fs::read(dir.join(format!("{file}.json")))
+        .await
+        .map_err(|_| not_found())?;
+    let attachment: Attachment = serde_json::from_slice(&meta).map_err(|_| not_found())?;
+    let bytes = tokio::fs::read(dir.join(&file))
+        .await
+        .map_err(|_| not_found())?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        attachment.file_name.replace(['"', '\\', '\r', '\n'], "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, attachment.content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
