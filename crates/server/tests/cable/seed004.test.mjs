@@ -150,6 +150,15 @@ test("bad tokens are rejected; garbage frames are ignored and the connection sta
   }
   socket.send({ command: "subscribe", identifier: agentIdentifier() });
   assert.equal((await socket.next((f) => f.type?.endsWith("subscription"))).type, "confirm_subscription");
+  // One connection holds at most 16 subscriptions: spellings of one identifier do not pile up.
+  const answers = [];
+  for (let spaces = 1; spaces <= 20; spaces += 1) {
+    const identifier = `{"channel":"RoomChannel","pubsub_token":"${demo.agent.pubsubToken}","account_id":${" ".repeat(spaces)}${demo.accountId},"user_id":${demo.agent.id}}`;
+    socket.send({ command: "subscribe", identifier });
+    answers.push((await socket.next((f) => f.identifier === identifier && f.type?.endsWith("subscription"))).type);
+  }
+  assert.equal(answers.filter((type) => type === "confirm_subscription").length, 15);
+  assert.equal(answers.filter((type) => type === "reject_subscription").length, 5);
 });
 
 test("update_presence is answered with the principal's presence.update", async () => {

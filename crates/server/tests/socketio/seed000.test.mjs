@@ -377,3 +377,16 @@ test("the document's own credential, the account API key, connects as the integr
   const publishable = connect({ token: demo.publishableKey }, { reconnection: false });
   assert.equal((await next(publishable, "connect_error")).message, "Token is invalid or expired");
 });
+
+test("one connection follows at most 100 conversations", async () => {
+  const agent = connect({ token: demo.agent.accessToken });
+  await next(agent, "connect");
+  let lastAck;
+  for (let i = 0; i < 101; i += 1) {
+    const session = await startSession();
+    lastAck = await emitWithAck(agent, "join-conversation", { conversationId: session.conversationId });
+    if (i < 100) assert.deepEqual(lastAck, { ok: true }, `join ${i + 1}`);
+  }
+  assert.equal(lastAck.error.code, "INVALID_JSON");
+  assert.match(lastAck.error.message, /too many conversations/);
+});

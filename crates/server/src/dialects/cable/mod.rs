@@ -29,6 +29,8 @@ use tokio::task::JoinHandle;
 
 const PROTOCOL: &str = "actioncable-v1-json";
 const PING_EVERY: Duration = Duration::from_secs(3);
+/// The most subscriptions one connection may hold (each is a hub subscription and a task).
+const MAX_SUBSCRIPTIONS: usize = 16;
 
 pub async fn cable_socket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let engine = state.engine.clone();
@@ -141,6 +143,10 @@ async fn handle(
         "subscribe" => {
             if subscriptions.contains_key(&identifier) {
                 return Some(frames::confirm(&identifier));
+            }
+            if subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                tracing::info!("cable subscription rejected: too many on one connection");
+                return Some(frames::reject(&identifier));
             }
             let room = match frames::room_identifier(&identifier) {
                 Ok(room) => room,

@@ -24,6 +24,9 @@ use switchboard_engine::{
 };
 use tokio::task::AbortHandle;
 
+/// The most conversations one connection may follow at once (each is a feed and a task).
+const MAX_JOINED: usize = 100;
+
 /// Settings of the endpoint.
 pub struct SocketIoSettings {
     /// The largest HTTP long-polling body and WebSocket message accepted.
@@ -363,6 +366,13 @@ async fn join(
         .contains_key(&conversation_id)
     {
         return Ok(());
+    }
+    if connection.joined.lock().expect("joins poisoned").len() >= MAX_JOINED {
+        return Err(DomainError::InvalidField {
+            field: "conversationId",
+            reason: "too many conversations joined on one connection (at most 100)",
+        }
+        .into());
     }
     let engine = &connection.engine;
     let feed = engine
