@@ -26,6 +26,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for connections to close.
     pub shutdown_grace: Duration,
+    /// The most connections (HTTP and sockets) this process serves; more are answered 503.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (slow clients cannot hold
+    /// connections open without asking anything).
+    pub header_read_timeout: Duration,
     /// The largest file a conversation's party may upload, in bytes.
     pub upload_max_bytes: usize,
     /// The content types uploads may have (`image/*` matches every image type).
@@ -49,6 +54,9 @@ impl Settings {
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            // One process may hold 20,000 open files here; some are the server's own.
+            max_connections: 19_500,
+            header_read_timeout: Duration::from_secs(10),
             upload_max_bytes: 10 * 1024 * 1024,
             upload_types: ["image/*", "application/pdf", "text/plain", "text/csv"]
                 .map(String::from)
@@ -104,6 +112,8 @@ struct FileSettings {
     session_ttl_secs: Option<u64>,
     heartbeat_timeout_secs: Option<u64>,
     socketio_ping_interval_ms: Option<u64>,
+    max_connections: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
     upload_max_bytes: Option<usize>,
     upload_types: Option<Vec<String>>,
     socketio_ping_timeout_ms: Option<u64>,
@@ -152,6 +162,12 @@ impl FileSettings {
         }
         if let Some(types) = self.upload_types {
             settings.upload_types = types;
+        }
+        if let Some(max) = self.max_connections {
+            settings.max_connections = max;
+        }
+        if let Some(ms) = self.header_read_timeout_ms {
+            settings.header_read_timeout = Duration::from_millis(ms);
         }
         if let Some(ms) = self.socketio_ping_interval_ms {
             settings.socketio_ping_interval = Duration::from_millis(ms);

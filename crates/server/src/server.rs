@@ -145,6 +145,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     })?;
     let grace = settings.shutdown_grace;
     let max_body = settings.max_body_bytes;
+    let limits = ConnectionLimits {
+        max_connections: settings.max_connections,
+        header_read_timeout: settings.header_read_timeout,
+        grace,
+    };
     let upload_max = settings.upload_max_bytes;
     let state = AppState {
         engine: engine.clone(),
@@ -172,17 +177,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let serving_engine = engine.clone();
     let task = tokio::spawn(async move {
         let engine = serving_engine;
-        let signal_engine = engine.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-                // Sockets are told to go away at once; HTTP requests in flight finish.
-                signal_engine.begin_shutdown();
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the HTTP server failed");
-        }
+        serve(listener, app, engine.clone(), limits, stopped).await;
         engine.begin_shutdown();
         if !engine.connections_drained(grace).await {
             tracing::warn!(
@@ -225,4 +220,101 @@ async fn refuse_while_stopping(
             .into_response();
     }
     next.run(request).await
+}
+
+struct ConnectionLimits {
+    max_connections: usize,
+    header_read_timeout: std::time::Duration,
+    grace: std::time::Duration,
+}
+
+/// Accepts connections until `stopped`: each served by hyper with WebSocket upgrades, a bound on
+/// how long its request headers may take, and past `max_connections` a 503 and a close instead.
+/// On stop, sockets are told to go away and HTTP requests in flight finish (within the grace).
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    engine: Arc<Engine>,
+    limits: ConnectionLimits,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let builder = Arc::new(builder);
+    let http_connections = Arc::new(AtomicUsize::new(0));
+    let (closing, _) = tokio::sync::watch::channel(false);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stopped => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, most likely: let connections close, then go on.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let open = http_connections.load(Ordering::Relaxed) + engine.n_open_connections();
+        if open >= limits.max_connections {
+            tokio::spawn(refuse_at_capacity(stream));
+            continue;
+        }
+        http_connections.fetch_add(1, Ordering::Relaxed);
+        let counter = http_connections.clone();
+        let builder = builder.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let mut closing = closing.subscribe();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%error, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = closing.wait_for(|closing| *closing) => {
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            counter.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    // Sockets are told to go away at once; HTTP requests in flight finish.
+    engine.begin_shutdown();
+    let _ = closing.send(true);
+    let deadline = tokio::time::Instant::now() + limits.grace;
+    while http_connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A connection past the cap: a plain 503 saying so, then the close.
+async fn refuse_at_capacity(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":{"code":"AT_CAPACITY","message":"this server holds as many connections as it can; retry shortly"}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

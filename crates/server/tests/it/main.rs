@@ -12,6 +12,7 @@ mod cursors;
 mod faults;
 mod frame_errors;
 mod lifecycle;
+mod limits;
 mod managed_sockets;
 mod presence;
 mod restart;
