@@ -71,8 +71,20 @@ fn configure(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
         .max_frame_size(max_frame)
 }
 
-fn redeem(engine: &Engine, query: &HashMap<String, String>) -> Result<Principal, TicketRefusal> {
-    engine.redeem_ticket(query.get("ticket").map(String::as_str))
+/// Redeems the socket's ticket; a refused one is told why and the socket closed (`None`).
+async fn admit(
+    engine: &Engine,
+    query: &HashMap<String, String>,
+    socket: &mut WebSocket,
+) -> Option<Principal> {
+    match engine.redeem_ticket(query.get("ticket").map(String::as_str)) {
+        Ok(principal) => Some(principal),
+        Err(refusal) => {
+            let (code, message) = ticket_refusal_message(refusal);
+            refuse(socket, code, message, CloseCode::AuthenticationFailed).await;
+            None
+        }
+    }
 }
 
 fn ticket_refusal_message(refusal: TicketRefusal) -> (ErrorCode, &'static str) {
@@ -95,12 +107,8 @@ pub async fn chat_socket(
     let engine = state.engine.clone();
     configure(upgrade, &state).on_upgrade(move |mut socket| async move {
         let _tracked = engine.track_connection();
-        let principal = match redeem(&engine, &query) {
-            Ok(principal) => principal,
-            Err(refusal) => {
-                let (code, message) = ticket_refusal_message(refusal);
-                return refuse(&mut socket, code, message, CloseCode::AuthenticationFailed).await;
-            }
+        let Some(principal) = admit(&engine, &query, &mut socket).await else {
+            return;
         };
         let Ok(conversation_id) = thread_id.parse::<i64>().map(ConversationId) else {
             return refuse(&mut socket, ErrorCode::NotFound, "Thread not found", CloseCode::SessionNotFound).await;
@@ -280,12 +288,8 @@ pub async fn transcript_socket(
     let engine: Arc<Engine> = state.engine.clone();
     configure(upgrade, &state).on_upgrade(move |mut socket| async move {
         let _tracked = engine.track_connection();
-        let principal = match redeem(&engine, &query) {
-            Ok(principal) => principal,
-            Err(refusal) => {
-                let (code, message) = ticket_refusal_message(refusal);
-                return refuse(&mut socket, code, message, CloseCode::AuthenticationFailed).await;
-            }
+        let Some(principal) = admit(&engine, &query, &mut socket).await else {
+            return;
         };
         let opened = engine
             .open_transcript_feed(
@@ -329,12 +333,8 @@ pub async fn notifications_socket(
     let engine: Arc<Engine> = state.engine.clone();
     configure(upgrade, &state).on_upgrade(move |mut socket| async move {
         let _tracked = engine.track_connection();
-        let principal = match redeem(&engine, &query) {
-            Ok(principal) => principal,
-            Err(refusal) => {
-                let (code, message) = ticket_refusal_message(refusal);
-                return refuse(&mut socket, code, message, CloseCode::AuthenticationFailed).await;
-            }
+        let Some(principal) = admit(&engine, &query, &mut socket).await else {
+            return;
         };
         let subscription = match engine.open_account_feed(&principal) {
             Ok(subscription) => subscription,
