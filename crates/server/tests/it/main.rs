@@ -3,6 +3,7 @@
 mod common;
 
 mod agent_side;
+mod bad_input;
 mod cable;
 mod cli;
 mod client;
