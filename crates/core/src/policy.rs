@@ -59,6 +59,15 @@ pub fn can_view_conversation(
 /// Subscriptions are authorised when made; this second check covers what differs per event:
 /// agents see only their inboxes, private notes never reach a visitor, typing is never echoed
 /// to the typer, and nothing ever crosses accounts.
+/// Whether `viewer` may see `contact`'s connection status: staff see every contact's, a
+/// contact only its own (never another visitor's).
+pub fn may_see_contact_presence(viewer: &Principal, contact: crate::ids::ContactId) -> bool {
+    match viewer.contact_id() {
+        Some(own) => own == contact,
+        None => !viewer.is_visitor(),
+    }
+}
+
 pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) -> bool {
     if viewer.account_id() != event.account_id {
         return false;
@@ -286,6 +295,20 @@ mod tests {
             Some(&crate::Topic::Contact(mine)),
             "published on the contact's topic too"
         );
+    }
+
+    #[test]
+    fn contacts_see_only_their_own_presence() {
+        let contact = Principal::Contact {
+            account_id: AccountId(1),
+            contact_id: ContactId(3),
+        };
+        assert!(may_see_contact_presence(&contact, ContactId(3)));
+        assert!(!may_see_contact_presence(&contact, ContactId(4)));
+        assert!(may_see_contact_presence(
+            &agent(1, AgentRole::Agent),
+            ContactId(4)
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_core::policy::may_see_contact_presence;
 use switchboard_core::{
     Actor, Command, ConversationId, Event, EventKind, Principal, Sender, Seq, Topic,
 };
@@ -405,10 +406,7 @@ async fn frame_for(
             let contacts = crate::json::status_map(
                 contacts
                     .iter()
-                    .filter(|(id, _)| match principal {
-                        Principal::Contact { contact_id, .. } => contact_id == id,
-                        _ => true,
-                    })
+                    .filter(|(id, _)| may_see_contact_presence(principal, *id))
                     .map(|(id, status)| (id.0, *status)),
             );
             if users.is_empty() && contacts.is_empty() {

@@ -5,7 +5,9 @@
 use super::frames::{
     decode_managed_frame, engine_error_frame, error_frame, pong_frame, ErrorCode, ManagedFrame,
 };
-use super::session::{close_with, next_message, run_commands, CloseCode, MAX_FRAMES_PER_TURN};
+use super::session::{
+    close_with, heartbeat_missed, next_message, run_commands, CloseCode, MAX_FRAMES_PER_TURN,
+};
 use crate::dialects::NATIVE_MANAGED_SLOT;
 use crate::json;
 use crate::rest::AppState;
@@ -134,7 +136,7 @@ pub async fn chat_socket(
         let mut stashed: Option<Option<Result<WsMessage, axum::Error>>> = None;
         let mut shutdown = engine.shutdown_signal();
         let heartbeat_timeout = engine.config().heartbeat_timeout;
-        // Armed once, moved only when it fires (see the session socket).
+        // Armed once, moved only when it fires (`heartbeat_missed`).
         let mut last_frame_at = Instant::now();
         let heartbeat = sleep_until(last_frame_at + heartbeat_timeout);
         tokio::pin!(heartbeat);
@@ -144,21 +146,12 @@ pub async fn chat_socket(
                 _ = shutdown.changed() => {
                     // Drain what is already queued, then tell the client to reconnect.
                     let queued = feed.drain().await;
-
                     if !send_rendered(&mut socket, &engine, &principal, &queued).await {
-
                         return;
-
                     }
                     return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
                 }
-                _ = &mut heartbeat => {
-                    let due = last_frame_at + heartbeat_timeout;
-                    if due > Instant::now() {
-                        heartbeat.as_mut().reset(due);
-                        continue;
-                    }
-                    return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
+                _ = heartbeat_missed(heartbeat.as_mut(), last_frame_at, heartbeat_timeout) => {                    return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
                 }
                 item = feed.next() => match item {
                     FeedItem::Deliveries(deliveries) => {
@@ -363,7 +356,7 @@ async fn serve_subscription(
 ) {
     let mut shutdown = engine.shutdown_signal();
     let heartbeat_timeout = engine.config().heartbeat_timeout;
-    // Armed once, moved only when it fires (see the session socket).
+    // Armed once, moved only when it fires (`heartbeat_missed`).
     let mut last_frame_at = Instant::now();
     let heartbeat = sleep_until(last_frame_at + heartbeat_timeout);
     tokio::pin!(heartbeat);
@@ -377,13 +370,7 @@ async fn serve_subscription(
                 }
                 return close(&mut socket, CloseCode::GoingAway, "server shutting down").await;
             }
-            _ = &mut heartbeat => {
-                let due = last_frame_at + heartbeat_timeout;
-                if due > Instant::now() {
-                    heartbeat.as_mut().reset(due);
-                    continue;
-                }
-                return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
+            _ = heartbeat_missed(heartbeat.as_mut(), last_frame_at, heartbeat_timeout) => {                return close(&mut socket, CloseCode::HeartbeatTimeout, "heartbeat missed").await;
             }
             item = next_deliveries(&mut subscription) => match item {
                 FeedItem::Deliveries(deliveries) => {

@@ -211,12 +211,7 @@ pub async fn serve_session_socket<S>(
                     .await;
                 break Ending::Close(CloseCode::AuthenticationFailed, "Session expired");
             }
-            _ = &mut heartbeat => {
-                let due = last_frame_at + heartbeat_timeout;
-                if due > Instant::now() {
-                    heartbeat.as_mut().reset(due);
-                    continue;
-                }
+            _ = heartbeat_missed(heartbeat.as_mut(), last_frame_at, heartbeat_timeout) => {
                 break Ending::Close(CloseCode::HeartbeatTimeout, "heartbeat missed");
             }
             item = feed.next() => match item {
@@ -292,6 +287,24 @@ pub async fn serve_session_socket<S>(
     if let Ending::Close(code, reason) = ending {
         tracing::debug!(session = %session.id, code = code as u16, reason, "closing session socket");
         let _ = close_with(&mut socket, code, reason).await;
+    }
+}
+
+/// Completes once `timeout` has passed with no frame since `last_frame_at`. The timer is armed
+/// once and moved only when it fires: re-arming it for every frame would cost a timer-wheel
+/// update per message sent or received.
+pub(super) async fn heartbeat_missed(
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    last_frame_at: Instant,
+    timeout: Duration,
+) {
+    loop {
+        timer.as_mut().await;
+        let due = last_frame_at + timeout;
+        if due <= Instant::now() {
+            return;
+        }
+        timer.as_mut().reset(due);
     }
 }
 
