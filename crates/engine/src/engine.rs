@@ -84,6 +84,7 @@ pub struct Engine {
     pub(crate) memberships: Arc<Memberships>,
     scopes: ScopeCache,
     pub(crate) tickets: Tickets,
+    pub(crate) uploads: crate::uploads::Uploads,
     pub(crate) presence: crate::presence::SharedPresence,
     pub(crate) cursors: crate::presence::CursorShards,
 }
@@ -142,6 +143,7 @@ impl Engine {
             memberships,
             scopes: ScopeCache::default(),
             tickets: Tickets::default(),
+            uploads: Default::default(),
             presence: Default::default(),
             cursors: Default::default(),
         });

@@ -20,6 +20,8 @@ pub enum EngineError {
     Store(#[source] StoreError),
     #[error("the event bus failed")]
     Bus(#[from] BusError),
+    #[error(transparent)]
+    Upload(#[from] crate::uploads::UploadRefusal),
 }
 
 impl From<StoreError> for EngineError {

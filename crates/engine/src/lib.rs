@@ -24,6 +24,7 @@ mod limiter;
 pub mod presence;
 pub mod tickets;
 pub mod transcripts;
+pub mod uploads;
 pub mod widget;
 
 pub use admin::{AgentCreated, NewWebhook};
@@ -40,4 +41,5 @@ pub use feed::FeedItem;
 pub use hub::{every_event, Delivery, Eviction, Hub, Interest, Received, Subscription};
 pub use tickets::TicketRefusal;
 pub use transcripts::NewSegment;
+pub use uploads::UploadRefusal;
 pub use widget::{ConversationView, WidgetContact};

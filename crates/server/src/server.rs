@@ -154,7 +154,6 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let state = AppState {
         engine: engine.clone(),
         settings: Arc::new(settings),
-        uploads: Arc::default(),
     };
     let socketio = crate::dialects::socketio::layer(
         engine.clone(),

@@ -30,7 +30,6 @@ use switchboard_engine::{Engine, EngineError, NewWebhook};
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub settings: Arc<crate::Settings>,
-    pub uploads: Arc<uploads::Uploads>,
 }
 
 pub fn router(upload_max_bytes: usize) -> Router<AppState> {
@@ -125,6 +124,16 @@ impl From<EngineError> for ApiError {
                     domain.to_string(),
                 ),
             },
+            EngineError::Upload(refusal) => {
+                use switchboard_engine::UploadRefusal;
+                let (status, code) = match refusal {
+                    UploadRefusal::NotFound => (StatusCode::NOT_FOUND, "UPLOAD_NOT_FOUND"),
+                    UploadRefusal::Expired => (StatusCode::GONE, "UPLOAD_EXPIRED"),
+                    UploadRefusal::Used => (StatusCode::CONFLICT, "UPLOAD_USED"),
+                    UploadRefusal::NotReceived => (StatusCode::CONFLICT, "UPLOAD_NOT_RECEIVED"),
+                };
+                ApiError::new(status, code, refusal.to_string())
+            }
             EngineError::Unauthenticated => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",

@@ -3,6 +3,7 @@
 //! field `file`, within 10 minutes), and finishes it into a file message
 //! (`POST /api/v1/uploads/:token/finish`). Files are kept under the data directory, named by a
 //! random id in a folder per conversation; only the conversation's parties can download them.
+//! The token's rules (single use, expiry, who finishes) are the engine's; the bytes are here.
 
 use super::{principal, ApiError, AppState, JsonBody};
 use crate::json;
@@ -14,14 +15,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use switchboard_core::{Attachment, ConversationId, Principal};
-
-/// How long an upload URL stays valid.
-const UPLOAD_TTL: Duration = Duration::from_secs(600);
+use switchboard_core::{Attachment, ConversationId};
+use switchboard_engine::uploads::UPLOAD_TTL_MS;
+use switchboard_engine::EngineError;
 
 pub fn routes(max_bytes: usize) -> Router<AppState> {
     Router::new()
@@ -36,26 +33,6 @@ pub fn routes(max_bytes: usize) -> Router<AppState> {
             "/api/v1/conversations/{conversation}/attachments/{file}",
             get(download),
         )
-}
-
-/// Uploads begun and not yet finished, by token. In memory: a token outlives neither its ten
-/// minutes nor the process.
-#[derive(Default)]
-pub struct Uploads {
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-struct Pending {
-    principal: Principal,
-    conversation_id: ConversationId,
-    expires: Instant,
-    state: UploadState,
-}
-
-enum UploadState {
-    Waiting,
-    Receiving,
-    Received(Attachment),
 }
 
 fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
@@ -99,28 +76,12 @@ async fn begin(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Begin>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Only a party of the conversation may send a file into it (the engine checks).
     let principal = principal(&state, &headers).await?;
-    let conversation_id = ConversationId(body.conversation_id);
-    // Only a party of the conversation may send a file into it.
-    state
+    let token = state
         .engine
-        .get_conversation(&principal, conversation_id)
+        .begin_upload(&principal, ConversationId(body.conversation_id))
         .await?;
-    let token = switchboard_engine::generate_secret("up_");
-    let now = Instant::now();
-    {
-        let mut pending = state.uploads.pending.lock().expect("uploads poisoned");
-        pending.retain(|_, upload| upload.expires > now);
-        pending.insert(
-            token.clone(),
-            Pending {
-                principal,
-                conversation_id,
-                expires: now + UPLOAD_TTL,
-                state: UploadState::Waiting,
-            },
-        );
-    }
     let host = headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
@@ -131,51 +92,9 @@ async fn begin(
             "token": token,
             "url": format!("http://{host}/api/v1/uploads/{token}/file"),
             "maxBytes": state.settings.upload_max_bytes,
-            "expiresInSeconds": UPLOAD_TTL.as_secs(),
+            "expiresInSeconds": UPLOAD_TTL_MS / 1000,
         })),
     ))
-}
-
-/// Takes the upload's single use, or says why it cannot be used.
-fn claim(state: &AppState, token: &str) -> Result<ConversationId, ApiError> {
-    let mut pending = state.uploads.pending.lock().expect("uploads poisoned");
-    let Some(upload) = pending.get_mut(token) else {
-        return Err(refusal(
-            StatusCode::NOT_FOUND,
-            "UPLOAD_NOT_FOUND",
-            "no such upload: it was never begun, has expired or was finished",
-        ));
-    };
-    if upload.expires <= Instant::now() {
-        pending.remove(token);
-        return Err(refusal(
-            StatusCode::GONE,
-            "UPLOAD_EXPIRED",
-            "the upload URL has expired",
-        ));
-    }
-    if !matches!(upload.state, UploadState::Waiting) {
-        return Err(refusal(
-            StatusCode::CONFLICT,
-            "UPLOAD_USED",
-            "this upload URL has been used already",
-        ));
-    }
-    upload.state = UploadState::Receiving;
-    Ok(upload.conversation_id)
-}
-
-/// Puts an upload back to waiting after a refused or failed attempt.
-fn release(state: &AppState, token: &str) {
-    if let Some(upload) = state
-        .uploads
-        .pending
-        .lock()
-        .expect("uploads poisoned")
-        .get_mut(token)
-    {
-        upload.state = UploadState::Waiting;
-    }
 }
 
 async fn receive(
@@ -183,30 +102,23 @@ async fn receive(
     Path(token): Path<String>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let conversation_id = claim(&state, &token)?;
-    match store_file(&state, conversation_id, multipart).await {
-        Ok(attachment) => {
-            let answer = json!({
-                "fileName": attachment.file_name,
-                "contentType": attachment.content_type,
-                "size": attachment.size,
-            });
-            if let Some(upload) = state
-                .uploads
-                .pending
-                .lock()
-                .expect("uploads poisoned")
-                .get_mut(&token)
-            {
-                upload.state = UploadState::Received(attachment);
-            }
-            Ok((StatusCode::CREATED, Json(answer)))
-        }
-        Err(error) => {
-            release(&state, &token);
-            Err(error)
-        }
-    }
+    let conversation_id = state
+        .engine
+        .claim_upload(&token)
+        .map_err(EngineError::from)?;
+    let stored = store_file(&state, conversation_id, multipart).await;
+    state
+        .engine
+        .upload_received(&token, stored.as_ref().ok().cloned());
+    let attachment = stored?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "fileName": attachment.file_name,
+            "contentType": attachment.content_type,
+            "size": attachment.size,
+        })),
+    ))
 }
 
 async fn store_file(
@@ -321,37 +233,7 @@ async fn finish(
     Path(token): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let principal = principal(&state, &headers).await?;
-    let (conversation_id, attachment) = {
-        let mut pending = state.uploads.pending.lock().expect("uploads poisoned");
-        let Some(upload) = pending.get(&token) else {
-            return Err(refusal(
-                StatusCode::NOT_FOUND,
-                "UPLOAD_NOT_FOUND",
-                "no such upload: it was never begun, has expired or was finished",
-            ));
-        };
-        if upload.principal != principal {
-            return Err(refusal(
-                StatusCode::NOT_FOUND,
-                "UPLOAD_NOT_FOUND",
-                "no such upload",
-            ));
-        }
-        let UploadState::Received(attachment) = &upload.state else {
-            return Err(refusal(
-                StatusCode::CONFLICT,
-                "UPLOAD_NOT_RECEIVED",
-                "send the file to the upload URL before finishing",
-            ));
-        };
-        let taken = (upload.conversation_id, attachment.clone());
-        pending.remove(&token);
-        taken
-    };
-    let message = state
-        .engine
-        .send_attachment(&principal, conversation_id, attachment, Some(token))
-        .await?;
+    let message = state.engine.finish_upload(&principal, &token).await?;
     Ok((StatusCode::CREATED, Json(json::message(&message))))
 }
 
