@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A rate: `count` events per `period_ms`, with bursts up to `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rate {
     pub count: u32,
     pub period_ms: u64,
@@ -36,8 +37,9 @@ pub enum Bucket {
     All,
 }
 
-/// One role's limits. `None` means unlimited.
+/// One role's limits. `None` (a key left out of a settings file) means unlimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoleLimits {
     pub messages: Option<Rate>,
     pub typing: Option<Rate>,
@@ -60,8 +62,9 @@ impl RoleLimits {
     };
 }
 
-/// The limits for every role.
+/// The limits for every role. In a settings file a role left out keeps its default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateRules {
     pub visitor: RoleLimits,
     pub agent: RoleLimits,

@@ -1,7 +1,9 @@
 //! The engine's settings, with the defaults a single node starts with.
 
+use std::collections::HashMap;
 use std::time::Duration;
 use switchboard_core::limits::RateRules;
+use switchboard_core::AccountId;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -18,6 +20,8 @@ pub struct EngineConfig {
     /// Messages fetched from the store per replay page.
     pub replay_page: u32,
     pub rate_rules: RateRules,
+    /// Accounts whose principals are limited by rules of their own instead of `rate_rules`.
+    pub account_rate_rules: HashMap<AccountId, RateRules>,
     /// Webhook bots created without their own settings use these.
     pub webhook_timeout: Duration,
     pub webhook_max_retries: u32,
@@ -33,6 +37,7 @@ impl Default for EngineConfig {
             max_message_bytes: switchboard_core::message::DEFAULT_MAX_MESSAGE_BYTES,
             replay_page: 500,
             rate_rules: RateRules::default(),
+            account_rate_rules: HashMap::new(),
             webhook_timeout: Duration::from_secs(10),
             webhook_max_retries: 2,
         }

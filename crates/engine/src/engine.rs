@@ -26,6 +26,8 @@ const SIGNING_SECRET_SETTING: &str = "session_signing_secret";
 /// How often delivery cursors are written: a crash re-sends at most this much of the newest
 /// history to clients that do not say their last seq (never loses any).
 const CURSOR_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Every this many cursor flushes, the rate limiter forgets principals that went quiet.
+const LIMITER_SWEEP_ROUNDS: u64 = 60;
 
 /// A new account and its keys, shown once.
 #[derive(Clone, Debug)]
@@ -130,7 +132,7 @@ impl Engine {
             store,
             bus,
             hub,
-            limiter: Limiter::new(config.rate_rules),
+            limiter: Limiter::new(config.rate_rules, &config.account_rate_rules),
             config,
             clock: Clock::system(),
             tokens: SessionTokens::new(&secret),
@@ -151,12 +153,15 @@ impl Engine {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(CURSOR_FLUSH_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            for round in 1u64.. {
                 tick.tick().await;
                 let Some(engine) = flushing.upgrade() else {
                     return;
                 };
                 engine.flush_cursors().await;
+                if round % LIMITER_SWEEP_ROUNDS == 0 {
+                    engine.limiter.forget_idle();
+                }
             }
         });
         Ok(engine)
@@ -170,6 +175,11 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The rate limiter (tests move its clock forward; metrics read its size).
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
     }
 
     pub fn clock(&self) -> &Clock {

@@ -20,7 +20,7 @@ mod engine;
 pub mod error;
 pub mod feed;
 pub mod hub;
-mod limiter;
+pub mod limiter;
 pub mod presence;
 pub mod tickets;
 pub mod transcripts;

@@ -28,9 +28,19 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The most connections (HTTP and sockets) this process serves; more are answered 503.
     pub max_connections: usize,
+    /// The most connections one client address may hold open (`None`, the default: no limit,
+    /// since behind a proxy that does not say who its clients are they all share one address).
+    pub max_connections_per_ip: Option<usize>,
+    /// Peers whose `X-Forwarded-For` header is believed: the client is the nearest address in
+    /// it that is not itself a trusted proxy.
+    pub trusted_proxies: Vec<crate::client_ip::IpNet>,
     /// How long a client may take to send a request's headers (slow clients cannot hold
     /// connections open without asking anything).
     pub header_read_timeout: Duration,
+    /// How long a Socket.IO client may take to connect to its namespace, and a cable client to
+    /// have a subscription confirmed, before it is closed (native sockets authenticate in the
+    /// upgrade request itself).
+    pub auth_timeout: Duration,
     /// The largest file a conversation's party may upload, in bytes.
     pub upload_max_bytes: usize,
     /// The content types uploads may have (`image/*` matches every image type).
@@ -56,7 +66,10 @@ impl Settings {
             shutdown_grace: Duration::from_secs(10),
             // One process may hold 20,000 open files here; some are the server's own.
             max_connections: 19_500,
+            max_connections_per_ip: None,
+            trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(30),
             upload_max_bytes: 10 * 1024 * 1024,
             upload_types: ["image/*", "application/pdf", "text/plain", "text/csv"]
                 .map(String::from)
@@ -77,8 +90,7 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        file.apply(self);
-        Ok(())
+        file.apply(self)
     }
 }
 
@@ -94,6 +106,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
 }
 
 /// The settings file: every key optional.
@@ -114,16 +128,21 @@ struct FileSettings {
     socketio_ping_interval_ms: Option<u64>,
     max_connections: Option<usize>,
     header_read_timeout_ms: Option<u64>,
+    auth_timeout_ms: Option<u64>,
     upload_max_bytes: Option<usize>,
     upload_types: Option<Vec<String>>,
     socketio_ping_timeout_ms: Option<u64>,
     outbound_queue: Option<usize>,
     max_message_bytes: Option<usize>,
     rate_limits: Option<RateRules>,
+    /// Rules for single accounts, keyed by account id: `[account_rate_limits.7.visitor]`.
+    account_rate_limits: Option<std::collections::BTreeMap<String, RateRules>>,
+    max_connections_per_ip: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 impl FileSettings {
-    fn apply(self, settings: &mut Settings) {
+    fn apply(self, settings: &mut Settings) -> Result<(), ConfigError> {
         if let Some(listen) = self.listen {
             settings.listen = listen;
         }
@@ -169,6 +188,9 @@ impl FileSettings {
         if let Some(ms) = self.header_read_timeout_ms {
             settings.header_read_timeout = Duration::from_millis(ms);
         }
+        if let Some(ms) = self.auth_timeout_ms {
+            settings.auth_timeout = Duration::from_millis(ms);
+        }
         if let Some(ms) = self.socketio_ping_interval_ms {
             settings.socketio_ping_interval = Duration::from_millis(ms);
         }
@@ -184,5 +206,32 @@ impl FileSettings {
         if let Some(rules) = self.rate_limits {
             settings.engine.rate_rules = rules;
         }
+        for (account, rules) in self.account_rate_limits.unwrap_or_default() {
+            let id = account.parse::<i64>().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "account_rate_limits: {account:?} is not an account id"
+                ))
+            })?;
+            settings
+                .engine
+                .account_rate_rules
+                .insert(switchboard_core::AccountId(id), rules);
+        }
+        if let Some(max) = self.max_connections_per_ip {
+            settings.max_connections_per_ip = Some(max);
+        }
+        if let Some(proxies) = self.trusted_proxies {
+            settings.trusted_proxies = proxies
+                .iter()
+                .map(|text| {
+                    text.parse::<crate::client_ip::IpNet>().map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "trusted_proxies: {text:?} is not an address or network"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! - Dialects (`dialects::*`) translate frames to core commands and events to frames; they
 //!   call the engine and never the store or the bus.
 
+pub mod client_ip;
 pub mod config;
 pub mod dialects;
 pub mod json;

@@ -145,10 +145,16 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     })?;
     let grace = settings.shutdown_grace;
     let max_body = settings.max_body_bytes;
+    let per_ip = settings
+        .max_connections_per_ip
+        .map(crate::client_ip::PerIpConnections::new);
+    let trusted: Arc<[crate::client_ip::IpNet]> = settings.trusted_proxies.clone().into();
     let limits = ConnectionLimits {
         max_connections: settings.max_connections,
         header_read_timeout: settings.header_read_timeout,
         grace,
+        per_ip: per_ip.clone(),
+        trusted: trusted.clone(),
     };
     let upload_max = settings.upload_max_bytes;
     let state = AppState {
@@ -162,9 +168,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             outbound_queue: state.settings.engine.outbound_queue,
             ping_interval: state.settings.socketio_ping_interval,
             ping_timeout: state.settings.socketio_ping_timeout,
+            connect_timeout: state.settings.auth_timeout,
         },
     );
-    let app = rest::router(upload_max)
+    let mut app = rest::router(upload_max)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(socketio)
         .layer(axum::middleware::from_fn_with_state(
@@ -172,6 +179,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             refuse_while_stopping,
         ))
         .with_state(state);
+    if let Some(counts) = per_ip {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            crate::client_ip::ForwardedLimits { counts, trusted },
+            crate::client_ip::limit_forwarded_sockets,
+        ));
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let serving_engine = engine.clone();
     let task = tokio::spawn(async move {
@@ -225,6 +238,9 @@ struct ConnectionLimits {
     max_connections: usize,
     header_read_timeout: std::time::Duration,
     grace: std::time::Duration,
+    /// The per-address limit, when it is on.
+    per_ip: Option<Arc<crate::client_ip::PerIpConnections>>,
+    trusted: Arc<[crate::client_ip::IpNet]>,
 }
 
 /// Accepts connections until `stopped`: each served by hyper with WebSocket upgrades, a bound on
@@ -255,7 +271,7 @@ async fn serve(
             accepted = listener.accept() => accepted,
             _ = &mut stopped => break,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors, most likely: let connections close, then go on.
@@ -267,13 +283,35 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let open = http_connections.load(Ordering::Relaxed) + engine.n_open_connections();
         if open >= limits.max_connections {
-            tokio::spawn(refuse_at_capacity(stream));
+            tokio::spawn(refuse(stream, Refusal::AtCapacity));
             continue;
         }
+        // The per-address limit: direct peers are counted now, proxies' clients on upgrade.
+        let (direct, forwarded_slot) = match &limits.per_ip {
+            None => (None, None),
+            Some(_) if crate::client_ip::is_trusted(&limits.trusted, peer.ip()) => {
+                (None, Some(crate::client_ip::SlotHolder::default()))
+            }
+            Some(counts) => match counts.acquire(peer.ip().to_canonical()) {
+                Some(slot) => (Some(slot), None),
+                None => {
+                    tokio::spawn(refuse(stream, Refusal::TooManyFromAddress));
+                    continue;
+                }
+            },
+        };
+        let stream = crate::client_ip::CountedStream::new(stream, direct, forwarded_slot.clone());
+        let app = crate::client_ip::WithConnection {
+            app: app.clone(),
+            info: crate::client_ip::ConnectionInfo {
+                peer,
+                forwarded_slot,
+            },
+        };
         http_connections.fetch_add(1, Ordering::Relaxed);
         let counter = http_connections.clone();
         let builder = builder.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(app);
         let mut closing = closing.subscribe();
         tokio::spawn(async move {
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -303,12 +341,28 @@ async fn serve(
     }
 }
 
-/// A connection past the cap: a plain 503 saying so, then the close.
-async fn refuse_at_capacity(mut stream: tokio::net::TcpStream) {
+enum Refusal {
+    /// The process holds as many connections as it may.
+    AtCapacity,
+    /// The peer's address holds as many as it may.
+    TooManyFromAddress,
+}
+
+/// A connection refused before it is served: a plain answer saying why, then the close.
+async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
     use tokio::io::AsyncWriteExt;
-    let body = r#"{"error":{"code":"AT_CAPACITY","message":"this server holds as many connections as it can; retry shortly"}}"#;
+    let (status, retry_after, body) = match refusal {
+        Refusal::AtCapacity => (
+            "503 Service Unavailable",
+            1,
+            r#"{"error":{"code":"AT_CAPACITY","message":"this server holds as many connections as it can; retry shortly"}}"#,
+        ),
+        Refusal::TooManyFromAddress => {
+            ("429 Too Many Requests", 5, crate::client_ip::TOO_MANY_BODY)
+        }
+    };
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: {retry_after}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {

@@ -80,8 +80,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        let mut response = (self.status, body).into_response();
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(ms) = self.retry_after_ms {
+            // The header has whole seconds; the body keeps the milliseconds every dialect uses.
+            body["error"]["retryAfter"] = json!(ms);
+        }
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(ms) = self.retry_after_ms {
             let seconds = ms.div_ceil(1000).max(1).to_string();
             if let Ok(value) = seconds.parse() {

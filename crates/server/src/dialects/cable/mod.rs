@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::policy::may_see_contact_presence;
 use switchboard_core::{
-    Actor, Command, ConversationId, Event, EventKind, Principal, Sender, Seq, Topic,
+    Actor, Command, ConversationId, DomainError, Event, EventKind, Principal, Sender, Seq, Topic,
 };
 use switchboard_engine::presence::PresenceGuard;
-use switchboard_engine::{Delivery, Engine, Received};
+use switchboard_engine::{Delivery, Engine, EngineError, Received};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -36,11 +36,14 @@ const MAX_SUBSCRIPTIONS: usize = 16;
 pub async fn cable_socket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let engine = state.engine.clone();
     let max_frame = state.settings.max_frame_bytes;
+    let auth_timeout = state.settings.auth_timeout;
+    // Frames up to four times the limit are read so that the close can say why; larger ones
+    // fail while being read.
     upgrade
         .protocols([PROTOCOL])
-        .max_message_size(max_frame)
-        .max_frame_size(max_frame)
-        .on_upgrade(move |socket| serve(socket, engine))
+        .max_message_size(max_frame * 4)
+        .max_frame_size(max_frame * 4)
+        .on_upgrade(move |socket| serve(socket, engine, auth_timeout, max_frame))
 }
 
 /// What a subscription's pump sends the connection.
@@ -56,7 +59,9 @@ struct Subscription {
     _present: Option<PresenceGuard>,
 }
 
-async fn serve(socket: WebSocket, engine: Arc<Engine>) {
+/// Serves one connection. One that has no confirmed subscription `auth_timeout` after it opened
+/// is told `unauthorized` (without reconnecting) and closed: it cannot hold a socket for nothing.
+async fn serve(socket: WebSocket, engine: Arc<Engine>, auth_timeout: Duration, max_frame: usize) {
     let _tracked = engine.track_connection();
     let (mut sink, mut stream) = socket.split();
     let queue = engine.config().outbound_queue.max(16);
@@ -65,11 +70,19 @@ async fn serve(socket: WebSocket, engine: Arc<Engine>) {
     let stopping = stopping(engine.shutdown_signal());
     tokio::pin!(stopping);
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let identify_by = tokio::time::sleep(auth_timeout);
+    tokio::pin!(identify_by);
+    let mut identified = false;
     if sink.send(text(frames::welcome())).await.is_err() {
         return;
     }
     loop {
         tokio::select! {
+            _ = &mut identify_by, if !identified => {
+                tracing::info!("cable connection closed: no subscription in time");
+                let _ = sink.send(text(frames::disconnect("unauthorized", false))).await;
+                break;
+            }
             _ = &mut stopping => {
                 let _ = sink.send(text(frames::disconnect("server_restart", true))).await;
                 break;
@@ -93,8 +106,19 @@ async fn serve(socket: WebSocket, engine: Arc<Engine>) {
             },
             incoming = stream.next() => {
                 let text = match incoming {
-                    Some(Ok(WsMessage::Text(text))) => text,
+                    Some(Ok(WsMessage::Text(text))) if text.len() <= max_frame => text,
+                    Some(Ok(WsMessage::Text(_))) => {
+                        let _ = sink.send(too_large()).await;
+                        break;
+                    }
                     Some(Ok(WsMessage::Binary(_) | WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "cable socket read failed");
+                        if error.to_string().contains("too long") {
+                            let _ = sink.send(too_large()).await;
+                        }
+                        break;
+                    }
                     _ => break,
                 };
                 let Some(command) = frames::decode_command(text.as_str()) else {
@@ -102,6 +126,7 @@ async fn serve(socket: WebSocket, engine: Arc<Engine>) {
                     continue;
                 };
                 let reply = handle(&engine, &mut subscriptions, &outgoing, command).await;
+                identified |= !subscriptions.is_empty();
                 if let Some(reply) = reply {
                     if sink.send(self::text(reply)).await.is_err() {
                         break;
@@ -118,6 +143,14 @@ async fn serve(socket: WebSocket, engine: Arc<Engine>) {
 
 async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
+
+/// The close for a frame over the size limit (1009, message too big).
+fn too_large() -> WsMessage {
+    WsMessage::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1009,
+        reason: Utf8Bytes::from_static("frame too large"),
+    }))
 }
 
 fn text(frame: String) -> WsMessage {
@@ -260,8 +293,18 @@ async fn act(
     match engine.execute(principal, command).await {
         Ok(_) => None,
         Err(error) => {
+            let retry_after = match &error {
+                EngineError::Domain(DomainError::RateLimited { retry_after_ms }) => {
+                    Some(*retry_after_ms)
+                }
+                _ => None,
+            };
             let (code, message) = describe_engine_error(error);
-            let data = json!({"code": code.as_str(), "message": message});
+            let mut data = json!({"code": code.as_str(), "message": message});
+            if let Some(retry_after) = retry_after {
+                // model.md: every dialect's rate-limit answer carries retryAfter (ms).
+                data["retryAfter"] = json!(retry_after);
+            }
             Some(frames::event(identifier, "error", &raw(data)))
         }
     }

@@ -8,7 +8,7 @@ pub mod events;
 use crate::dialects::native::frames::{describe_engine_error, ErrorCode};
 use crate::dialects::SOCKETIO_SLOT;
 use serde_json::Value;
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
@@ -35,6 +35,8 @@ pub struct SocketIoSettings {
     pub outbound_queue: usize,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
+    /// How long a client may take to connect to the namespace (to authenticate).
+    pub connect_timeout: Duration,
 }
 
 /// The tower layer serving `/socket`; requests to other paths pass through.
@@ -43,7 +45,11 @@ pub fn layer(engine: Arc<Engine>, settings: SocketIoSettings) -> SocketIoLayer {
         .req_path("/socket")
         .ping_interval(settings.ping_interval)
         .ping_timeout(settings.ping_timeout)
+        .connect_timeout(settings.connect_timeout)
         .max_payload(settings.max_payload_bytes)
+        // The same bound for WebSocket messages (engineioxide's own default is 64 MiB).
+        .ws_max_message_size(settings.max_payload_bytes as usize)
+        .ws_max_frame_size(settings.max_payload_bytes as usize)
         .max_buffer_size(settings.outbound_queue)
         .build_layer();
     let on_connect_engine = engine.clone();
@@ -192,6 +198,22 @@ async fn on_connect(engine: Arc<Engine>, socket: SocketRef) {
         "mark-read",
         Action::Command(mark_read),
     );
+    // An event we do not know still counts against the sender's limits, and is answered.
+    let fallback = connection.clone();
+    socket.on_fallback(
+        move |socket: SocketRef, Event(event): Event, ack: AckSender| {
+            let connection = fallback.clone();
+            async move {
+                if let Err(error) = connection.engine.count_event(&connection.principal) {
+                    return refuse(&socket, error, None, Some(ack));
+                }
+                let reason = format!("unknown event {:?}", truncated(&event));
+                let payload = events::error(ErrorCode::UnknownType.as_str(), &reason, None);
+                let _ = socket.emit("error", &payload);
+                let _ = ack.send(&serde_json::json!({ "error": payload }));
+            }
+        },
+    );
     if let Some((conversation_id, last_seq)) = connection.first_join {
         if let Err(error) = join(&connection, &socket, conversation_id, last_seq).await {
             refuse(&socket, error, Some(conversation_id), None);
@@ -316,6 +338,15 @@ async fn run(
 }
 
 /// A payload that cannot be read: an `error` event (and a refused acknowledgement).
+/// At most 64 bytes of a client's text, for messages that quote it.
+fn truncated(text: &str) -> &str {
+    let mut end = text.len().min(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 fn invalid(socket: &SocketRef, reason: &str, ack: AckSender) {
     let payload = events::error(ErrorCode::InvalidJson.as_str(), reason, None);
     let _ = socket.emit("error", &payload);

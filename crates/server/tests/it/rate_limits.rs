@@ -1,0 +1,287 @@
+//! Rate limits in every dialect and REST, with the limiter's clock stepped by the test instead
+//! of waited for: the eleventh message in a minute is refused in the dialect's own form and not
+//! stored, the allowance is one per principal across its connections and dialects, the
+//! `retryAfter` is the wait that works, and the limit recovers.
+
+use crate::common::*;
+use crate::wire::{Cable, Contact, SocketIo};
+use serde_json::{json, Value};
+use std::time::Duration;
+use switchboard_core::ConversationId;
+
+async fn stored_texts(server: &TestServer, conversation: i64) -> Vec<String> {
+    server
+        .engine()
+        .store()
+        .messages_after(ConversationId(conversation), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|message| message.content)
+        .collect()
+}
+
+fn step(server: &TestServer, ms: u64) {
+    server.engine().limiter().advance(Duration::from_millis(ms));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitors_allowance_is_shared_by_its_native_and_socket_io_connections() {
+    let server = TestServer::start().await;
+    let session = server.create_session().await;
+    let conversation = session.conversation_id;
+    let mut native = server.connect_session(&session).await;
+    let mut socketio = SocketIo::connect(
+        &server,
+        json!({"token": session.token, "conversationId": conversation}),
+    )
+    .await;
+
+    // Five messages on each connection: ten in all, the whole allowance.
+    for n in 0..5 {
+        native.say(&format!("native {n}"), None).await;
+        native.bot_turn().await;
+    }
+    for n in 0..5 {
+        socketio
+            .send(&format!(
+                r#"42{n}["send-message",{{"conversationId":{conversation},"content":"socket {n}"}}]"#
+            ))
+            .await;
+        loop {
+            let text = socketio.text().await;
+            if text.starts_with(&format!("43{n}")) {
+                assert!(text.contains(&format!("socket {n}")), "{text}");
+                break;
+            }
+        }
+    }
+
+    // The eleventh, on Socket.IO: rate-limit-exceeded with the wait in milliseconds.
+    socketio
+        .emit(
+            "send-message",
+            json!({"conversationId": conversation, "content": "eleventh"}),
+        )
+        .await;
+    let limited = socketio.event("rate-limit-exceeded").await;
+    let retry_after = limited["retryAfter"].as_u64().unwrap();
+    assert!((1..=6_000).contains(&retry_after), "{limited}");
+
+    // The twelfth, on the native socket, is refused too: one allowance for the principal.
+    native
+        .send("visitor_message", json!({"text": "twelfth"}))
+        .await;
+    let error = native.next_of("error").await;
+    assert_eq!(error["code"], "RATE_LIMITED");
+    let retry_after = error["retryAfter"].as_u64().unwrap();
+    assert!((1..=6_000).contains(&retry_after), "{error}");
+
+    // Neither was stored.
+    let texts = stored_texts(&server, conversation).await;
+    assert!(!texts
+        .iter()
+        .any(|text| text == "eleventh" || text == "twelfth"));
+    assert_eq!(
+        texts.iter().filter(|text| !text.is_empty()).count(),
+        20,
+        "ten messages and the bot's ten replies: {texts:?}"
+    );
+
+    // Before the wait is over it is still refused (the margin covers the real time this test
+    // takes); once it is over, accepted.
+    step(&server, retry_after.saturating_sub(1_000));
+    native
+        .send("visitor_message", json!({"text": "too early"}))
+        .await;
+    assert_eq!(native.next_of("error").await["code"], "RATE_LIMITED");
+    step(&server, 1_000);
+    native
+        .send("visitor_message", json!({"text": "on time"}))
+        .await;
+    let ack = native.next_of("ack").await;
+    assert!(ack["seq"].as_i64().unwrap() > 0, "{ack}");
+    assert!(stored_texts(&server, conversation)
+        .await
+        .contains(&"on time".to_string()));
+    assert!(!stored_texts(&server, conversation)
+        .await
+        .contains(&"too early".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_messages_over_rest_and_typing_over_cable_share_its_limits() {
+    let server = TestServer::start().await;
+    let contact = Contact::create(&server).await;
+    let mut cable = Cable::connect(&server).await;
+    assert_eq!(
+        cable.subscribe(&contact.identifier()).await,
+        "confirm_subscription"
+    );
+
+    for n in 0..10 {
+        let (status, body) = server
+            .post(
+                &contact.messages_path(),
+                "",
+                json!({"content": format!("rest {n}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let response = reqwest::Client::new()
+        .post(server.url(&contact.messages_path()))
+        .json(&json!({"content": "eleventh"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let header: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    let retry_after = body["error"]["retryAfter"].as_u64().unwrap();
+    assert!((1..=6_000).contains(&retry_after), "{body}");
+    assert_eq!(
+        header,
+        retry_after.div_ceil(1000),
+        "whole seconds, rounded up"
+    );
+
+    // Typing over cable: three a second, then an error event carrying retryAfter.
+    let typing = json!({"action": "typing_on", "conversation_id": contact.conversation_id});
+    for _ in 0..3 {
+        cable
+            .command("message", &contact.identifier(), Some(typing.clone()))
+            .await;
+    }
+    assert!(
+        cable
+            .drain(Duration::from_millis(300))
+            .await
+            .iter()
+            .all(|frame| frame["message"]["event"] != "error"),
+        "three typing events a second are allowed"
+    );
+    cable
+        .command("message", &contact.identifier(), Some(typing.clone()))
+        .await;
+    let error = cable.event("error").await;
+    assert_eq!(error["code"], "RATE_LIMITED");
+    let typing_wait = error["retryAfter"].as_u64().unwrap();
+    assert!((1..=1_000).contains(&typing_wait), "{error}");
+    step(&server, typing_wait);
+    cable
+        .command("message", &contact.identifier(), Some(typing))
+        .await;
+    assert!(cable
+        .drain(Duration::from_millis(300))
+        .await
+        .iter()
+        .all(|frame| frame["message"]["event"] != "error"));
+
+    // The message limit recovers after its wait.
+    step(&server, retry_after);
+    let (status, body) = server
+        .post(&contact.messages_path(), "", json!({"content": "on time"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let texts = stored_texts(&server, contact.conversation_id).await;
+    assert!(!texts.contains(&"eleventh".to_string()));
+    assert!(texts.contains(&"on time".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_can_have_limits_of_its_own() {
+    // Account 1 (the demo workspace) lets its API key make three requests a minute.
+    let server = TestServer::start_with(|settings| {
+        let mut rules = settings.engine.rate_rules;
+        rules.integration.all = Some(switchboard_core::limits::Rate::per_minute(3));
+        settings
+            .engine
+            .account_rate_rules
+            .insert(switchboard_core::AccountId(1), rules);
+    })
+    .await;
+    assert_eq!(server.demo["accountId"], 1);
+    let session = server.create_session().await;
+    let path = format!("/api/v1/conversations/{}/messages", session.conversation_id);
+    for n in 0..3 {
+        let (status, body) = server
+            .post(
+                &path,
+                &server.api_key(),
+                json!({"content": format!("api {n}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = server
+        .post(&path, &server.api_key(), json!({"content": "fourth"}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    // Agents of the same account keep the role's defaults.
+    let agent = server.demo["agent"]["accessToken"].as_str().unwrap();
+    for n in 0..5 {
+        let (status, body) = server
+            .post(&path, agent, json!({"content": format!("agent {n}")}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert!(!stored_texts(&server, session.conversation_id)
+        .await
+        .contains(&"fourth".to_string()));
+}
+
+#[test]
+fn account_limits_are_read_from_the_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &path,
+        r#"
+max_connections_per_ip = 50
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+
+[account_rate_limits.7.visitor]
+messages = { count = 30, period_ms = 60000 }
+all = { count = 100, period_ms = 60000 }
+"#,
+    )
+    .unwrap();
+    let mut settings = switchboard_server::Settings::new(dir.path());
+    settings.apply_file(&path).unwrap();
+    let rules = settings.engine.account_rate_rules[&switchboard_core::AccountId(7)];
+    assert_eq!(
+        rules.visitor.messages,
+        Some(switchboard_core::limits::Rate::per_minute(30))
+    );
+    assert_eq!(rules.visitor.typing, None, "a key left out is unlimited");
+    assert_eq!(
+        rules.agent,
+        switchboard_core::limits::RateRules::default().agent,
+        "a role left out keeps its defaults"
+    );
+    assert_eq!(settings.max_connections_per_ip, Some(50));
+    assert_eq!(settings.trusted_proxies.len(), 2);
+
+    for (bad, says) in [
+        ("[account_rate_limits.seven.visitor]\n", "not an account id"),
+        ("trusted_proxies = [\"10.0.0.0/40\"]\n", "not an address"),
+        (
+            "[account_rate_limits.7.visitor]\nmessages = { count = 1, every = 5 }\n",
+            "unknown field",
+        ),
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let error = switchboard_server::Settings::new(dir.path())
+            .apply_file(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(says), "{bad} → {error}");
+    }
+}
