@@ -9,6 +9,7 @@
 pub mod client_ip;
 pub mod config;
 pub mod dialects;
+pub mod fuzzing;
 pub mod json;
 pub mod rest;
 pub mod server;

@@ -144,7 +144,6 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         source,
     })?;
     let grace = settings.shutdown_grace;
-    let max_body = settings.max_body_bytes;
     let per_ip = settings
         .max_connections_per_ip
         .map(crate::client_ip::PerIpConnections::new);
@@ -156,29 +155,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         per_ip: per_ip.clone(),
         trusted: trusted.clone(),
     };
-    let upload_max = settings.upload_max_bytes;
-    let state = AppState {
-        engine: engine.clone(),
-        settings: Arc::new(settings),
-    };
-    let socketio = crate::dialects::socketio::layer(
-        engine.clone(),
-        crate::dialects::socketio::SocketIoSettings {
-            max_payload_bytes: state.settings.max_frame_bytes as u64 * 4,
-            outbound_queue: state.settings.engine.outbound_queue,
-            ping_interval: state.settings.socketio_ping_interval,
-            ping_timeout: state.settings.socketio_ping_timeout,
-            connect_timeout: state.settings.auth_timeout,
-        },
-    );
-    let mut app = rest::router(upload_max)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(socketio)
-        .layer(axum::middleware::from_fn_with_state(
-            engine.clone(),
-            refuse_while_stopping,
-        ))
-        .with_state(state);
+    let mut app = app(engine.clone(), Arc::new(settings));
     if let Some(counts) = per_ip {
         app = app.layer(axum::middleware::from_fn_with_state(
             crate::client_ip::ForwardedLimits { counts, trusted },
@@ -208,6 +185,30 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         stop: Some(stop),
         task,
     })
+}
+
+/// Every route of the server (REST, the dialects' upgrades, the Socket.IO layer) with its body
+/// limit and the refusal while stopping; what the accept loop serves, and what the REST fuzz
+/// target calls without sockets.
+pub fn app(engine: Arc<Engine>, settings: Arc<Settings>) -> axum::Router {
+    let socketio = crate::dialects::socketio::layer(
+        engine.clone(),
+        crate::dialects::socketio::SocketIoSettings {
+            max_payload_bytes: settings.max_frame_bytes as u64 * 4,
+            outbound_queue: settings.engine.outbound_queue,
+            ping_interval: settings.socketio_ping_interval,
+            ping_timeout: settings.socketio_ping_timeout,
+            connect_timeout: settings.auth_timeout,
+        },
+    );
+    rest::router(settings.upload_max_bytes)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(socketio)
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            refuse_while_stopping,
+        ))
+        .with_state(AppState { engine, settings })
 }
 
 /// While the server shuts down, new requests (sockets included) are told to come back: a

@@ -13,6 +13,7 @@ mod cursors;
 mod dialect_batteries;
 mod faults;
 mod frame_errors;
+mod fuzz_corpus;
 mod lifecycle;
 mod limits;
 mod managed_sockets;

@@ -4,7 +4,9 @@
 use crate::json;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use switchboard_core::{Actor, Availability, ContactId, ConversationId, Event, EventKind, Seq};
+use switchboard_core::{
+    Actor, Availability, Command, ContactId, ConversationId, Event, EventKind, Seq,
+};
 
 /// An event ready to emit: its name and its payload, serialised once for every recipient.
 pub type Rendered = Option<(&'static str, Box<RawValue>)>;
@@ -115,6 +117,59 @@ pub fn presence(
         "userId": format!("contact:{contact_id}"),
         "status": status.as_str(),
     })
+}
+
+/// The client events the server handles; any other is answered `UNKNOWN_TYPE`.
+pub const CLIENT_EVENTS: [&str; 5] = [
+    "join-conversation",
+    "typing-start",
+    "typing-stop",
+    "send-message",
+    "mark-read",
+];
+
+/// What a client event asks for.
+#[derive(Debug, PartialEq)]
+pub enum ClientEvent {
+    Join {
+        conversation_id: ConversationId,
+        last_seq: Option<Seq>,
+    },
+    Command(Command),
+}
+
+/// Reads client event `name` with `payload` (`Value::Null` when it had none or it was not
+/// JSON), or says what is wrong with it.
+pub fn client_event(name: &str, payload: &Value) -> Result<ClientEvent, &'static str> {
+    let conversation_id = conversation_id(payload)?;
+    let command = match name {
+        "join-conversation" => {
+            return Ok(ClientEvent::Join {
+                conversation_id,
+                last_seq: seq_field(payload, "lastSeq"),
+            })
+        }
+        "typing-start" | "typing-stop" => Command::SetTyping {
+            conversation_id,
+            is_typing: name == "typing-start",
+            private: false,
+        },
+        "send-message" => {
+            let (content, client_message_id) = message_fields(payload)?;
+            Command::SendMessage {
+                conversation_id,
+                content,
+                client_message_id,
+                private: false,
+            }
+        }
+        "mark-read" => Command::MarkRead {
+            conversation_id,
+            seq: seq_field(payload, "seq").ok_or("seq is missing or not a sequence number")?,
+        },
+        _ => return Err("unknown event"),
+    };
+    Ok(ClientEvent::Command(command))
 }
 
 /// The payload of `rate-limit-exceeded`.

@@ -173,31 +173,9 @@ async fn on_connect(engine: Arc<Engine>, socket: SocketRef) {
             socket.extensions.remove::<Arc<Connection>>();
         }
     });
-    on_event(&socket, &connection, "join-conversation", Action::Join);
-    on_event(
-        &socket,
-        &connection,
-        "typing-start",
-        Action::Command(typing_start),
-    );
-    on_event(
-        &socket,
-        &connection,
-        "typing-stop",
-        Action::Command(typing_stop),
-    );
-    on_event(
-        &socket,
-        &connection,
-        "send-message",
-        Action::Command(send_message),
-    );
-    on_event(
-        &socket,
-        &connection,
-        "mark-read",
-        Action::Command(mark_read),
-    );
+    for name in events::CLIENT_EVENTS {
+        on_event(&socket, &connection, name);
+    }
     // An event we do not know still counts against the sender's limits, and is answered.
     let fallback = connection.clone();
     socket.on_fallback(
@@ -221,17 +199,10 @@ async fn on_connect(engine: Arc<Engine>, socket: SocketRef) {
     }
 }
 
-/// What a client event does once its `conversationId` is read.
-#[derive(Clone, Copy)]
-enum Action {
-    Join,
-    /// A command built from the payload, or why the payload cannot make one.
-    Command(fn(ConversationId, &Value) -> Result<Command, &'static str>),
-}
-
-/// Registers client event `name`. Every event names a conversation; a payload without a
-/// readable one (or not JSON at all) is refused with an `error` event and a refused ack.
-fn on_event(socket: &SocketRef, connection: &Arc<Connection>, name: &'static str, action: Action) {
+/// Registers client event `name`. Every event names a conversation; a payload that does not
+/// make a valid event (or is not JSON at all) is refused with an `error` event and a refused
+/// ack (`events::client_event` is the whole decoding).
+fn on_event(socket: &SocketRef, connection: &Arc<Connection>, name: &'static str) {
     let connection = connection.clone();
     socket.on(
         name,
@@ -239,21 +210,19 @@ fn on_event(socket: &SocketRef, connection: &Arc<Connection>, name: &'static str
             let connection = connection.clone();
             async move {
                 let payload = payload.unwrap_or(Value::Null);
-                let conversation_id = match events::conversation_id(&payload) {
-                    Ok(id) => id,
-                    Err(reason) => return invalid(&socket, reason, ack),
-                };
-                match action {
-                    Action::Join => {
-                        join_conversation(&connection, &socket, conversation_id, &payload, ack)
+                match events::client_event(name, &payload) {
+                    Ok(events::ClientEvent::Join {
+                        conversation_id,
+                        last_seq,
+                    }) => {
+                        join_conversation(&connection, &socket, conversation_id, last_seq, ack)
                             .await
                     }
-                    Action::Command(build) => match build(conversation_id, &payload) {
-                        Ok(command) => {
-                            run(&connection, &socket, command, conversation_id, ack).await
-                        }
-                        Err(reason) => invalid(&socket, reason, ack),
-                    },
+                    Ok(events::ClientEvent::Command(command)) => {
+                        let conversation_id = command.conversation_id();
+                        run(&connection, &socket, command, conversation_id, ack).await
+                    }
+                    Err(reason) => invalid(&socket, reason, ack),
                 }
             }
         },
@@ -264,53 +233,18 @@ async fn join_conversation(
     connection: &Arc<Connection>,
     socket: &SocketRef,
     conversation_id: ConversationId,
-    payload: &Value,
+    last_seq: Option<Seq>,
     ack: AckSender,
 ) {
     if let Err(error) = connection.engine.count_event(&connection.principal) {
         return refuse(socket, error, Some(conversation_id), Some(ack));
     }
-    let last_seq = events::seq_field(payload, "lastSeq");
     match join(connection, socket, conversation_id, last_seq).await {
         Ok(()) => {
             let _ = ack.send(&serde_json::json!({"ok": true}));
         }
         Err(error) => refuse(socket, error, Some(conversation_id), Some(ack)),
     }
-}
-
-fn typing_start(conversation_id: ConversationId, _: &Value) -> Result<Command, &'static str> {
-    Ok(Command::SetTyping {
-        conversation_id,
-        is_typing: true,
-        private: false,
-    })
-}
-
-fn typing_stop(conversation_id: ConversationId, _: &Value) -> Result<Command, &'static str> {
-    Ok(Command::SetTyping {
-        conversation_id,
-        is_typing: false,
-        private: false,
-    })
-}
-
-fn send_message(conversation_id: ConversationId, payload: &Value) -> Result<Command, &'static str> {
-    let (content, client_message_id) = events::message_fields(payload)?;
-    Ok(Command::SendMessage {
-        conversation_id,
-        content,
-        client_message_id,
-        private: false,
-    })
-}
-
-fn mark_read(conversation_id: ConversationId, payload: &Value) -> Result<Command, &'static str> {
-    let seq = events::seq_field(payload, "seq").ok_or("seq is missing or not a sequence number")?;
-    Ok(Command::MarkRead {
-        conversation_id,
-        seq,
-    })
 }
 
 /// Executes a command; the acknowledgement (when asked for) gets the stored message or
