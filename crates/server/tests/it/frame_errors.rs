@@ -19,6 +19,9 @@ async fn malformed_frames_are_answered_and_the_socket_stays_open() {
     .await;
     let session = server.create_session().await;
     let mut ws = server.connect_session(&session).await;
+    // A bystander: another visitor, connected throughout.
+    let other_session = server.create_session().await;
+    let mut bystander = server.connect_session(&other_session).await;
 
     let cases: &[(&str, &str)] = &[
         ("this is not json", "INVALID_JSON"),
@@ -72,7 +75,30 @@ async fn malformed_frames_are_answered_and_the_socket_stays_open() {
         .await
         .unwrap();
     assert_eq!(ws.expect("error").await["code"], "INVALID_JSON");
+    // Invalid UTF-8 in a text frame closes only this socket (1007, or a dropped connection).
+    let mut broken = server.connect_session(&session).await;
+    broken
+        .stream
+        .send(Message::Frame(
+            tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+                vec![0x7b, 0xff, 0xfe],
+                tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+                    tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+                ),
+                true,
+            ),
+        ))
+        .await
+        .unwrap();
+    match broken.recv().await {
+        Received::Closed { code, .. } => assert_eq!(code, 1007),
+        Received::Ended => {}
+        Received::Frame(frame) => panic!("unexpected {frame}"),
+    }
     still_open(&mut ws).await;
+    still_open(&mut bystander).await;
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
     // Nothing of that was stored.
     let stored = server
         .engine()
