@@ -24,6 +24,8 @@ macro_rules! bus_conformance_tests {
             every_node_receives_every_event_in_order,
             concurrent_publishers_lose_nothing,
             several_handlers_on_one_node_all_receive,
+            a_nodes_own_events_arrive_once,
+            events_arrive_whole,
             ping_succeeds,
         );
     };
@@ -152,6 +154,68 @@ pub async fn several_handlers_on_one_node_all_receive(fixture: &Fixture) {
     fixture.node_b.publish(typing(account, 7)).await.unwrap();
     assert_eq!(receive(&mut on_first, 1).await, vec![7]);
     assert_eq!(receive(&mut on_second, 1).await, vec![7]);
+}
+
+pub async fn a_nodes_own_events_arrive_once(fixture: &Fixture) {
+    let account = fresh_account();
+    let (handler, mut received) = collector(account);
+    fixture.node_a.subscribe(handler);
+    settle(fixture).await;
+    for n in 1..=50 {
+        fixture.node_a.publish(typing(account, n)).await.unwrap();
+    }
+    assert_eq!(
+        receive(&mut received, 50).await,
+        (1..=50).collect::<Vec<_>>()
+    );
+    // Nothing comes back a second time (a networked bus hears its own publications too).
+    fixture.node_b.publish(typing(account, 99)).await.unwrap();
+    assert_eq!(receive(&mut received, 1).await, vec![99]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(received.try_recv().is_err(), "an event arrived twice");
+}
+
+pub async fn events_arrive_whole(fixture: &Fixture) {
+    let account = fresh_account();
+    let (sender, mut received) = mpsc::unbounded_channel::<Arc<Event>>();
+    let sender = Mutex::new(sender);
+    fixture.node_b.subscribe(Arc::new(move |event: Arc<Event>| {
+        if event.account_id == account {
+            let _ = sender.lock().unwrap().send(event);
+        }
+    }));
+    settle(fixture).await;
+    let message = Message {
+        id: MessageId(41),
+        account_id: account,
+        conversation_id: ConversationId(7),
+        seq: 3,
+        sender: Sender::Bot {
+            id: BotId(2),
+            name: "Ünïcode \"bot\" 👋".into(),
+        },
+        message_type: MessageType::Outgoing,
+        content_type: ContentType::Text,
+        content: "line one\nline two \u{0} <b>as is</b>".into(),
+        attributes: MessageAttributes::default(),
+        private: false,
+        status: MessageStatus::Sent,
+        client_message_id: Some("c-1".into()),
+        created_at: 1_700_000_000_123,
+        updated_at: 1_700_000_000_456,
+    };
+    let event = Arc::new(Event {
+        account_id: account,
+        inbox_id: Some(InboxId(5)),
+        contact_id: Some(ContactId(9)),
+        kind: EventKind::MessageCreated(message),
+    });
+    fixture.node_a.publish(event.clone()).await.unwrap();
+    let arrived = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("delivered within 10 s")
+        .unwrap();
+    assert_eq!(*arrived, *event);
 }
 
 pub async fn ping_succeeds(fixture: &Fixture) {

@@ -1,5 +1,6 @@
 //! The pub/sub port: the [`Bus`] trait that carries events between nodes, its in-process
-//! implementation (the single-node default), and the [`conformance`] suite every bus passes.
+//! implementation (the single-node default), the Redis and NATS buses for several nodes, and
+//! the [`conformance`] suite every bus passes.
 //!
 //! Architecture invariants:
 //! - The bus is a notifier, not a source of truth: an event it drops can be recovered from the
@@ -8,8 +9,14 @@
 
 pub mod conformance;
 mod in_process;
+mod nats_bus;
+mod networked;
+mod redis_bus;
+pub mod testing;
 
 pub use in_process::InProcessBus;
+pub use nats_bus::NatsBus;
+pub use redis_bus::RedisBus;
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -11,6 +11,9 @@ use switchboard_store::Durability;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// This node's name in logs and metrics (`SWITCHBOARD_NODE_ID`; the host name and a random
+    /// suffix by default).
+    pub node_id: String,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     /// `sqlite://PATH`; defaults to `DATA_DIR/switchboard.db`.
@@ -55,6 +58,7 @@ impl Settings {
     /// Defaults for a server storing its data under `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Settings {
         Settings {
+            node_id: default_node_id(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: data_dir.into(),
             database_url: None,
@@ -92,6 +96,23 @@ impl Settings {
         })?;
         file.apply(self)
     }
+}
+
+/// The host's name and four random hex digits: unique enough to tell nodes apart in logs.
+pub fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "node".to_string());
+    let mut suffix = [0u8; 2];
+    let _ = getrandom::fill(&mut suffix);
+    format!("{host}-{}", hex_pair(suffix))
+}
+
+fn hex_pair(bytes: [u8; 2]) -> String {
+    format!("{:02x}{:02x}", bytes[0], bytes[1])
 }
 
 #[derive(Debug, thiserror::Error)]

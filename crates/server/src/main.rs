@@ -62,6 +62,9 @@ struct ServeArgs {
     /// Do not create the demo workspace on an empty store.
     #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
     no_demo: bool,
+    /// This node's name in logs and metrics (the host name and a random suffix by default).
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    node_id: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -80,17 +83,66 @@ enum AccountCommand {
     },
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: &str, node: Option<&str>) {
     let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = format == "json";
+    let writer = NodeTagged {
+        tag: node.map(|node| {
+            if json {
+                format!("{{\"node\":{},", serde_json::Value::from(node))
+            } else {
+                format!("node={node} ")
+            }
+        }),
+        json,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
+        .with_writer(writer);
+    if json {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// Writes log lines to stderr, each carrying the node's id: `node=ID ` before a text line,
+/// a `"node"` field first in a JSON one (the formatter writes each line in one piece).
+#[derive(Clone)]
+struct NodeTagged {
+    tag: Option<String>,
+    json: bool,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for NodeTagged {
+    type Writer = NodeTagged;
+
+    fn make_writer(&'a self) -> NodeTagged {
+        self.clone()
+    }
+}
+
+impl std::io::Write for NodeTagged {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        match &self.tag {
+            Some(tag) if self.json && line.first() == Some(&b'{') => {
+                stderr.write_all(tag.as_bytes())?;
+                stderr.write_all(&line[1..])?;
+            }
+            Some(tag) if !self.json => {
+                stderr.write_all(tag.as_bytes())?;
+                stderr.write_all(line)?;
+            }
+            _ => stderr.write_all(line)?,
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
@@ -134,6 +186,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.no_demo {
         settings.demo = false;
+    }
+    if let Some(node_id) = args.node_id {
+        settings.node_id = node_id;
     }
     let data_dir = settings.data_dir.clone();
     let server = switchboard_server::start(settings)
@@ -189,8 +244,17 @@ async fn create_account(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    let mut cli = Cli::parse();
+    // Chosen before logging starts, so every line of this node carries it.
+    let node_id = match &mut cli.command {
+        Commands::Serve(args) => Some(
+            args.node_id
+                .get_or_insert_with(switchboard_server::config::default_node_id)
+                .clone(),
+        ),
+        _ => None,
+    };
+    init_logging(&cli.log_format, node_id.as_deref());
     match cli.command {
         Commands::Serve(args) => serve(args).await,
         Commands::Account {

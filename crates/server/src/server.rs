@@ -25,8 +25,10 @@ pub enum StartError {
     },
     #[error("unsupported database URL {0:?}: this build stores in SQLite (sqlite://PATH)")]
     UnsupportedDatabase(String),
-    #[error("unsupported bus URL {0:?}: this build has the in-process bus (memory://)")]
+    #[error("unsupported bus URL {0:?}: use memory://, redis://HOST:PORT or nats://HOST:PORT")]
     UnsupportedBus(String),
+    #[error("cannot reach the bus: {0}")]
+    Bus(#[from] switchboard_bus::BusError),
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     #[error("cannot start the engine: {0}")]
@@ -62,9 +64,17 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     Ok(Arc::new(SqliteStore::open(path, settings.durability)?))
 }
 
-fn open_bus(settings: &Settings) -> Result<Arc<dyn Bus>, StartError> {
+/// Opens the bus named by the settings: in-process by default, Redis (`redis://`) or NATS
+/// (`nats://`) for several nodes. A networked bus must answer at start.
+pub async fn open_bus(settings: &Settings) -> Result<Arc<dyn Bus>, StartError> {
     match settings.bus_url.as_deref() {
         None | Some("memory://") | Some("") => Ok(Arc::new(InProcessBus::new())),
+        Some(url) if url.starts_with("redis://") => {
+            Ok(Arc::new(switchboard_bus::RedisBus::connect(url).await?))
+        }
+        Some(url) if url.starts_with("nats://") => {
+            Ok(Arc::new(switchboard_bus::NatsBus::connect(url).await?))
+        }
         Some(other) => Err(StartError::UnsupportedBus(other.to_string())),
     }
 }
@@ -118,7 +128,7 @@ pub fn demo_json(demo: &DemoWorkspace) -> serde_json::Value {
 /// Starts a server with `settings` and returns once it is listening.
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let store = open_store(&settings)?;
-    let bus = open_bus(&settings)?;
+    let bus = open_bus(&settings).await?;
     let engine = Engine::start(store.clone(), bus, settings.engine.clone()).await?;
     let demo = if settings.demo && store.count_accounts().await? == 0 {
         let demo = engine.create_demo_workspace().await?;
@@ -155,6 +165,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         per_ip: per_ip.clone(),
         trusted: trusted.clone(),
     };
+    let node_id = settings.node_id.clone();
     let mut app = app(engine.clone(), Arc::new(settings));
     if let Some(counts) = per_ip {
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -177,7 +188,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         engine.flush_cursors().await;
         tracing::info!("stopped");
     });
-    tracing::info!(address = %local_addr, "listening");
+    tracing::info!(address = %local_addr, node = %node_id, "listening");
     Ok(RunningServer {
         local_addr,
         engine,

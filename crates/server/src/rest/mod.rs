@@ -36,6 +36,7 @@ pub fn router(upload_max_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/session", post(start_session))
         .route("/api/v1/session/{session_id}/end", post(end_session))
         .route("/api/v1/bots", post(create_bot).get(admin::list_bots))
@@ -232,6 +233,45 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .into_response(),
         Err(error) => ApiError::from(error).into_response(),
     }
+}
+
+/// This node's gauges in the Prometheus text format, each labelled with the node's id.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let engine = &state.engine;
+    let ready = engine.ready().await.is_ok() && !engine.is_shutting_down();
+    let node = serde_json::Value::from(state.settings.node_id.as_str()).to_string();
+    let gauges: [(&str, &str, usize); 4] = [
+        (
+            "switchboard_open_connections",
+            "Sockets open on this node, every dialect.",
+            engine.n_open_connections(),
+        ),
+        (
+            "switchboard_hub_subscriptions",
+            "Live subscriptions in this node's hub.",
+            engine.hub().n_subscriptions(),
+        ),
+        (
+            "switchboard_rate_limited_principals",
+            "Principals with a rate-limit allowance in use.",
+            engine.limiter().tracked(),
+        ),
+        (
+            "switchboard_ready",
+            "1 when the store and the bus answer and the node is not stopping.",
+            usize::from(ready),
+        ),
+    ];
+    let mut text = format!(
+        "# HELP switchboard_info The node and its version.\n# TYPE switchboard_info gauge\nswitchboard_info{{node={node},version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (name, help, value) in gauges {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node={node}}} {value}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[derive(Deserialize)]

@@ -78,16 +78,19 @@ async fn serve_writes_demo_json_and_sigterm_closes_sockets_with_1001() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let mut child = Command::new(BINARY)
+    let child = Command::new(BINARY)
         .args([
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--node-id",
+            "edge-7",
             "--data-dir",
         ])
         .arg(dir.path())
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let base = format!("127.0.0.1:{port}");
@@ -139,9 +142,20 @@ async fn serve_writes_demo_json_and_sigterm_closes_sockets_with_1001() {
         .unwrap();
     assert!(status.success());
     assert_eq!(ws.closed().await, 1001);
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    assert!(output.status.success(), "{:?}", output.status);
+    // Every log line (the rest is the start-up banner for people) is JSON naming the node.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let logs: Vec<Value> = stderr
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("{line}")))
+        .collect();
+    assert!(logs.len() >= 2, "{stderr}");
+    for line in logs {
+        assert_eq!(line["node"], "edge-7", "{line}");
+    }
 }

@@ -13,8 +13,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub struct TestServer {
     pub server: Option<RunningServer>,
-    /// Kept so the data directory lives as long as the server.
-    pub _dir: TempDir,
+    /// Kept so the data directory lives as long as the server (a second server on the same
+    /// directory holds a handle of the first's).
+    pub _dir: std::sync::Arc<TempDir>,
     pub demo: Value,
     pub base: String,
     pub settings: Settings,
@@ -34,7 +35,14 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        TestServer::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), adjust).await
+    }
+
+    /// A server on `dir`, which may already hold another server's store (and its demo.json).
+    pub async fn start_in(
+        dir: std::sync::Arc<TempDir>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestServer {
         let mut settings = test_settings(&dir);
         adjust(&mut settings);
         let server = switchboard_server::start(settings.clone()).await.unwrap();

@@ -17,6 +17,7 @@ mod fuzz_corpus;
 mod lifecycle;
 mod limits;
 mod managed_sockets;
+mod networked_bus;
 mod presence;
 mod rate_limits;
 mod restart;
