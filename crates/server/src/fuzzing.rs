@@ -86,7 +86,7 @@ impl RestTarget {
         // Every request is one principal here; limits would only hide the routes behind 429.
         settings.engine.rate_rules = switchboard_core::limits::RateRules::UNLIMITED;
         let (app, keys) = runtime.block_on(async {
-            let store = crate::server::open_store(&settings).expect("a store");
+            let store = crate::server::open_store(&settings).await.expect("a store");
             let bus: Arc<dyn switchboard_bus::Bus> = Arc::new(switchboard_bus::InProcessBus::new());
             let engine = switchboard_engine::Engine::start(store, bus, settings.engine.clone())
                 .await

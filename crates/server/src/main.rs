@@ -220,7 +220,7 @@ async fn create_account(
 ) -> anyhow::Result<()> {
     let mut settings = Settings::new(data_dir.unwrap_or_else(|| PathBuf::from("./data")));
     settings.database_url = database_url;
-    let store = switchboard_server::server::open_store(&settings)?;
+    let store = switchboard_server::server::open_store(&settings).await?;
     let bus = std::sync::Arc::new(switchboard_bus::InProcessBus::new());
     let engine = switchboard_engine::Engine::start(store, bus, settings.engine.clone()).await?;
     let created = engine.create_account(&name).await?;

@@ -23,7 +23,9 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("unsupported database URL {0:?}: this build stores in SQLite (sqlite://PATH)")]
+    #[error(
+        "unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+    )]
     UnsupportedDatabase(String),
     #[error("unsupported bus URL {0:?}: use memory://, redis://HOST:PORT or nats://HOST:PORT")]
     UnsupportedBus(String),
@@ -45,14 +47,20 @@ pub enum StartError {
     },
 }
 
-/// Opens the store named by the settings (SQLite under the data directory by default).
-pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
+/// Opens the store named by the settings: SQLite under the data directory by default (or at
+/// `sqlite://PATH`), PostgreSQL at `postgres://...` for several nodes.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
         path: settings.data_dir.clone(),
         source,
     })?;
     let path = match settings.database_url.as_deref() {
         None => settings.data_dir.join("switchboard.db"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Ok(Arc::new(
+                switchboard_store::PostgresStore::connect(url).await?,
+            ));
+        }
         Some(url) => match url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -127,7 +135,7 @@ pub fn demo_json(demo: &DemoWorkspace) -> serde_json::Value {
 
 /// Starts a server with `settings` and returns once it is listening.
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
-    let store = open_store(&settings)?;
+    let store = open_store(&settings).await?;
     let bus = open_bus(&settings).await?;
     let engine = Engine::start(store.clone(), bus, settings.engine.clone()).await?;
     let demo = if settings.demo && store.count_accounts().await? == 0 {

@@ -1,5 +1,6 @@
 //! The storage port: the [`Store`] trait every backend implements, its SQLite implementation
-//! (the embedded default), and the [`conformance`] suite every backend must pass.
+//! (the embedded default), its PostgreSQL implementation (several nodes), and the
+//! [`conformance`] suite every backend must pass.
 //!
 //! Architecture invariants:
 //! - A write returns only after its transaction has committed: the engine acknowledges nothing
@@ -11,8 +12,11 @@
 //! - Only this crate knows SQL.
 
 pub mod conformance;
+mod postgres;
 mod sqlite;
+pub mod testing;
 
+pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
 
 use async_trait::async_trait;

@@ -63,12 +63,45 @@ async fn account_create_prints_keys_that_the_server_accepts() {
             "--name",
             "X",
             "--database-url",
-            "postgres://nowhere/db",
+            "mysql://nowhere/db",
         ])
         .output()
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unsupported database URL"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_create_works_on_postgres_and_a_server_there_accepts_the_key() {
+    let database = switchboard_store::testing::TempDatabase::create().await;
+    let output = Command::new(BINARY)
+        .args(["account", "create", "--name", "Acme", "--json"])
+        .args(["--database-url", &database.url])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(&dir);
+    settings.database_url = Some(database.url.clone());
+    let server = switchboard_server::start(settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", server.local_addr.port());
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/v1/inboxes"))
+        .bearer_auth(created["apiKey"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        reqwest::get(format!("{base}/readyz")).await.unwrap().status(),
+        200
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,75 @@
+//! Runs the store conformance suite on the PostgreSQL store, each test in a database of its own
+//! on this machine's PostgreSQL, and checks what only several nodes can do to it.
+
+use std::sync::Arc;
+use switchboard_store::conformance::{visitor_text, world, Fixture};
+use switchboard_store::testing::TempDatabase;
+use switchboard_store::{conformance_tests, PostgresStore, Store};
+
+async fn fresh_postgres() -> Fixture {
+    let database = TempDatabase::create().await;
+    let store = PostgresStore::connect(&database.url).await.unwrap();
+    Fixture {
+        store: Arc::new(store),
+        guard: Box::new(database),
+    }
+}
+
+conformance_tests!(fresh_postgres());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_migrate_once_and_share_gapless_seqs() {
+    let database = TempDatabase::create().await;
+    // Three "nodes" connect (and migrate) at the same moment.
+    let connecting = (0..3).map(|_| PostgresStore::connect(&database.url));
+    let nodes: Vec<Arc<dyn Store>> = futures_util::future::join_all(connecting)
+        .await
+        .into_iter()
+        .map(|store| Arc::new(store.unwrap()) as Arc<dyn Store>)
+        .collect();
+    let world = world(&nodes[0]).await;
+    // Each node appends 40 messages to the same conversation, concurrently.
+    let mut writers = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        let node = node.clone();
+        let message = visitor_text(&world, "x", None);
+        writers.push(tokio::spawn(async move {
+            for n in 0..40 {
+                let mut message = message.clone();
+                message.content = format!("node {index} message {n}");
+                node.append_message(message).await.unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let stored = nodes[1]
+        .messages_after(world.session.conversation_id, 0, 1000)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
+    assert_eq!(seqs, (1..=120).collect::<Vec<_>>());
+    // The same client message id from two nodes at once is stored once.
+    let twice = (0..2).map(|index| {
+        let node = nodes[index].clone();
+        let message = visitor_text(&world, "once", Some("dup-1"));
+        async move { node.append_message(message).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(twice).await;
+    assert_eq!(
+        results.iter().filter(|appended| appended.created).count(),
+        1
+    );
+    assert_eq!(results[0].message, results[1].message);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_an_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://postgres@127.0.0.1:{port}/x");
+    assert!(PostgresStore::connect(&url).await.is_err());
+}
