@@ -98,7 +98,10 @@ async fn account_create_works_on_postgres_and_a_server_there_accepts_the_key() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
-        reqwest::get(format!("{base}/readyz")).await.unwrap().status(),
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .status(),
         200
     );
     server.shutdown().await;

@@ -59,6 +59,19 @@ impl TestServer {
         }
     }
 
+    /// A server running as another process at `base` (`HOST:PORT`), with its `demo.json`.
+    pub fn remote(base: String, demo: Value) -> TestServer {
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let settings = test_settings(&dir);
+        TestServer {
+            server: None,
+            _dir: dir,
+            demo,
+            base,
+            settings,
+        }
+    }
+
     pub fn engine(&self) -> &std::sync::Arc<switchboard_engine::Engine> {
         &self.server.as_ref().unwrap().engine
     }

@@ -7,6 +7,7 @@ mod bad_input;
 mod cable;
 mod cli;
 mod client;
+mod cluster;
 mod connect_checks;
 mod crash;
 mod cursors;
