@@ -3,7 +3,7 @@
 use crate::ids::*;
 use crate::records::{AgentRole, Sender};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Principal {
     /// A back end holding the account's API key.
     Integration { account_id: AccountId },

@@ -9,7 +9,6 @@ use crate::error::EngineError;
 use crate::feed::Feed;
 use crate::hub::{Hub, Interest};
 use crate::limiter::Limiter;
-use crate::tickets::Tickets;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -85,7 +84,6 @@ pub struct Engine {
     typing_generation: AtomicU64,
     pub(crate) memberships: Arc<Memberships>,
     scopes: ScopeCache,
-    pub(crate) tickets: Tickets,
     pub(crate) uploads: crate::uploads::Uploads,
     pub(crate) presence: crate::presence::SharedPresence,
     pub(crate) cursors: crate::presence::CursorShards,
@@ -144,7 +142,6 @@ impl Engine {
             typing_generation: AtomicU64::new(0),
             memberships,
             scopes: ScopeCache::default(),
-            tickets: Tickets::default(),
             uploads: Default::default(),
             presence: Default::default(),
             cursors: Default::default(),

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             appends_report_the_assignee,
             widget_contacts_and_their_conversations,
             transcripts_keep_their_segments_in_order,
+            single_use_tokens_are_taken_once_and_expire,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -1177,4 +1178,63 @@ pub async fn transcripts_keep_their_segments_in_order(store: &Arc<dyn Store>) {
             .await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+pub async fn single_use_tokens_are_taken_once_and_expire(store: &Arc<dyn Store>) {
+    store
+        .put_token("ticket", "hash-1", "{\"who\":1}", NOW + 30_000, NOW)
+        .await
+        .unwrap();
+    store
+        .put_token("ticket", "hash-2", "second", NOW + 30_000, NOW)
+        .await
+        .unwrap();
+    // Another kind does not see it.
+    assert_eq!(
+        store.take_token("upload", "hash-1", NOW).await.unwrap(),
+        None
+    );
+    // Twice at once: exactly one gets it.
+    let (first, second) = tokio::join!(
+        store.take_token("ticket", "hash-1", NOW + 1),
+        store.take_token("ticket", "hash-1", NOW + 1)
+    );
+    let taken: Vec<String> = [first.unwrap(), second.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(taken, vec!["{\"who\":1}".to_string()]);
+    // An expired one is not given, and is gone.
+    assert_eq!(
+        store
+            .take_token("ticket", "hash-2", NOW + 30_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_token("ticket", "hash-2", NOW).await.unwrap(),
+        None
+    );
+    // Putting a new token clears the expired ones.
+    store
+        .put_token("ticket", "hash-3", "third", NOW + 40_000, NOW)
+        .await
+        .unwrap();
+    store
+        .put_token("ticket", "hash-4", "fourth", NOW + 90_000, NOW + 50_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_token("ticket", "hash-3", NOW).await.unwrap(),
+        None,
+        "swept as expired when hash-4 was put"
+    );
+    assert_eq!(
+        store
+            .take_token("ticket", "hash-4", NOW + 60_000)
+            .await
+            .unwrap(),
+        Some("fourth".to_string())
+    );
 }

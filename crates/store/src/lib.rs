@@ -405,5 +405,25 @@ pub trait Store: Send + Sync + 'static {
     async fn segments(&self, transcript_id: TranscriptId) -> StoreResult<Vec<TranscriptSegment>>;
 
     async fn record_iframe_event(&self, event: IframeEvent) -> StoreResult<()>;
+
+    /// Keeps a single-use token (a WebSocket ticket, say) until `expires_at`, so that any node
+    /// can redeem it; `kind` keeps different uses apart. Tokens expired by `now` are dropped.
+    async fn put_token(
+        &self,
+        kind: &str,
+        token_hash: &str,
+        payload: &str,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> StoreResult<()>;
+
+    /// Takes a token once: its payload if it exists and has not expired by `now`. It is gone
+    /// afterwards either way, so two nodes redeeming it at once get it once.
+    async fn take_token(
+        &self,
+        kind: &str,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<String>>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;
 }

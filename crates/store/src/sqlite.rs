@@ -242,6 +242,16 @@ CREATE TABLE transcript_segments (
     UNIQUE (transcript_id, seq)
 );
 "#,
+    r#"
+CREATE TABLE single_use_tokens (
+    kind TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, token_hash)
+) WITHOUT ROWID;
+CREATE INDEX single_use_tokens_expiry ON single_use_tokens (expires_at);
+"#,
 ];
 
 fn open_connection(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
@@ -1374,6 +1384,66 @@ impl Store for SqliteStore {
                 })
                 .map_err(from_sqlite)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_token(
+        &self,
+        kind: &str,
+        token_hash: &str,
+        payload: &str,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        let (kind, token_hash, payload) = (
+            kind.to_string(),
+            token_hash.to_string(),
+            payload.to_string(),
+        );
+        self.write(move |connection| {
+            connection
+                .prepare_cached("DELETE FROM single_use_tokens WHERE expires_at <= ?1")
+                .and_then(|mut statement| statement.execute([now]))
+                .map_err(from_sqlite)?;
+            connection
+                .prepare_cached(
+                    "INSERT INTO single_use_tokens (kind, token_hash, payload, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![kind, token_hash, payload, expires_at])
+                })
+                .map_err(from_sqlite)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_token(
+        &self,
+        kind: &str,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<String>> {
+        let (kind, token_hash) = (kind.to_string(), token_hash.to_string());
+        self.write(move |connection| {
+            let taken: Option<(String, UnixMillis)> = connection
+                .prepare_cached(
+                    "DELETE FROM single_use_tokens WHERE kind = ?1 AND token_hash = ?2 \
+                     RETURNING payload, expires_at",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![kind, token_hash], |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })
+                        .optional()
+                })
+                .map_err(from_sqlite)?;
+            Ok(taken
+                .filter(|(_, expires_at)| *expires_at > now)
+                .map(|(payload, _)| payload))
         })
         .await
     }

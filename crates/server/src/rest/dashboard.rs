@@ -418,7 +418,7 @@ async fn read_notification(
 
 async fn ticket(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let principal = principal(&state, &headers).await?;
-    let (ticket, expires_at) = state.engine.issue_ticket(&principal)?;
+    let (ticket, expires_at) = state.engine.issue_ticket(&principal).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"ticket": ticket, "expiresAt": iso8601(expires_at)})),

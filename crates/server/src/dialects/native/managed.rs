@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_core::{ConversationId, DomainError, Principal, Seq};
 use switchboard_engine::feed::{drain_ready, next_deliveries};
-use switchboard_engine::{every_event, Delivery, Engine, EngineError, FeedItem, TicketRefusal};
+use switchboard_engine::{
+    every_event, Delivery, Engine, EngineError, Feed, FeedItem, Subscription, TicketRefusal,
+};
 use tokio::time::{sleep_until, Instant};
 
 fn render(delivery: &Delivery) -> Utf8Bytes {
@@ -73,29 +75,89 @@ fn configure(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
         .max_frame_size(max_frame)
 }
 
-/// Redeems the socket's ticket; a refused one is told why and the socket closed (`None`).
-async fn admit(
-    engine: &Engine,
-    query: &HashMap<String, String>,
-    socket: &mut WebSocket,
-) -> Option<Principal> {
-    match engine.redeem_ticket(query.get("ticket").map(String::as_str)) {
-        Ok(principal) => Some(principal),
-        Err(refusal) => {
-            let (code, message) = ticket_refusal_message(refusal);
-            refuse(socket, code, message, CloseCode::AuthenticationFailed).await;
-            None
+/// Why a socket is turned away, told to it once the upgrade completes.
+struct Refusal {
+    code: ErrorCode,
+    message: &'static str,
+    close: CloseCode,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: &'static str, close: CloseCode) -> Self {
+        Self {
+            code,
+            message,
+            close,
         }
+    }
+
+    async fn tell(self, socket: &mut WebSocket) {
+        refuse(socket, self.code, self.message, self.close).await;
     }
 }
 
-fn ticket_refusal_message(refusal: TicketRefusal) -> (ErrorCode, &'static str) {
+/// Redeems the socket's ticket before the upgrade, so that everything a socket subscribes to
+/// is in place by the time its client sees `101`.
+async fn admit(engine: &Engine, query: &HashMap<String, String>) -> Result<Principal, Refusal> {
+    engine
+        .redeem_ticket(query.get("ticket").map(String::as_str))
+        .await
+        .map_err(ticket_refusal)
+}
+
+fn ticket_refusal(refusal: TicketRefusal) -> Refusal {
     match refusal {
-        TicketRefusal::Missing => (ErrorCode::AuthRequired, "No ticket provided"),
-        TicketRefusal::Invalid => (
+        TicketRefusal::Missing => Refusal::new(
+            ErrorCode::AuthRequired,
+            "No ticket provided",
+            CloseCode::AuthenticationFailed,
+        ),
+        TicketRefusal::Invalid => Refusal::new(
             ErrorCode::InvalidTicket,
             "Ticket is invalid, used or expired",
+            CloseCode::AuthenticationFailed,
         ),
+        TicketRefusal::Unavailable => Refusal::new(
+            ErrorCode::ServerError,
+            "the server could not check the ticket; retry with a new one",
+            CloseCode::TryAgainLater,
+        ),
+    }
+}
+
+/// Admits a chat socket: its principal, conversation and live feed (caught up from `lastSeq`).
+async fn admit_chat(
+    engine: &Engine,
+    thread_id: &str,
+    query: &HashMap<String, String>,
+) -> Result<(Principal, ConversationId, Feed), Refusal> {
+    let principal = admit(engine, query).await?;
+    let not_found = || {
+        Refusal::new(
+            ErrorCode::NotFound,
+            "Thread not found",
+            CloseCode::SessionNotFound,
+        )
+    };
+    let conversation_id = thread_id
+        .parse::<i64>()
+        .map(ConversationId)
+        .map_err(|_| not_found())?;
+    let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
+    match engine
+        .open_feed(&principal, conversation_id, last_seq, every_event)
+        .await
+    {
+        Ok(feed) => Ok((principal, conversation_id, feed)),
+        Err(EngineError::Domain(DomainError::NotFound)) => Err(not_found()),
+        Err(error) => {
+            tracing::error!(%error, "could not open a chat feed");
+            Err(Refusal::new(
+                ErrorCode::ServerError,
+                "please reconnect",
+                CloseCode::TryAgainLater,
+            ))
+        }
     }
 }
 
@@ -107,24 +169,12 @@ pub async fn chat_socket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let engine = state.engine.clone();
+    let admitted = admit_chat(&engine, &thread_id, &query).await;
     configure(upgrade, &state).on_upgrade(move |mut socket| async move {
         let _tracked = engine.track_connection();
-        let Some(principal) = admit(&engine, &query, &mut socket).await else {
-            return;
-        };
-        let Ok(conversation_id) = thread_id.parse::<i64>().map(ConversationId) else {
-            return refuse(&mut socket, ErrorCode::NotFound, "Thread not found", CloseCode::SessionNotFound).await;
-        };
-        let last_seq = query.get("lastSeq").and_then(|seq| seq.parse::<Seq>().ok());
-        let mut feed = match engine.open_feed(&principal, conversation_id, last_seq, every_event).await {
-            Ok(feed) => feed,
-            Err(EngineError::Domain(DomainError::NotFound)) => {
-                return refuse(&mut socket, ErrorCode::NotFound, "Thread not found", CloseCode::SessionNotFound).await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "could not open a chat feed");
-                return refuse(&mut socket, ErrorCode::ServerError, "please reconnect", CloseCode::TryAgainLater).await;
-            }
+        let (principal, conversation_id, mut feed) = match admitted {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal.tell(&mut socket).await,
         };
         let _present = engine.connected(&principal).await;
         if let Ok(deliveries) = feed.catch_up().await {
@@ -279,42 +329,50 @@ pub async fn transcript_socket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let engine: Arc<Engine> = state.engine.clone();
+    let admitted = admit_transcript(&engine, workspace_id, transcript_id, &query).await;
     configure(upgrade, &state).on_upgrade(move |mut socket| async move {
         let _tracked = engine.track_connection();
-        let Some(principal) = admit(&engine, &query, &mut socket).await else {
-            return;
-        };
-        let opened = engine
-            .open_transcript_feed(
-                &principal,
-                switchboard_core::AccountId(workspace_id),
-                switchboard_core::TranscriptId(transcript_id),
-            )
-            .await;
-        let subscription = match opened {
-            Ok(subscription) => subscription,
-            Err(EngineError::Domain(DomainError::NotFound | DomainError::Forbidden)) => {
-                return refuse(
-                    &mut socket,
-                    ErrorCode::NotFound,
-                    "Transcript not found",
-                    CloseCode::SessionNotFound,
-                )
-                .await;
+        match admitted {
+            Ok((principal, subscription)) => {
+                serve_subscription(socket, &engine, &principal, subscription).await;
             }
-            Err(error) => {
-                tracing::error!(%error, "could not open a transcript feed");
-                return refuse(
-                    &mut socket,
-                    ErrorCode::ServerError,
-                    "please reconnect",
-                    CloseCode::TryAgainLater,
-                )
-                .await;
-            }
-        };
-        serve_subscription(socket, &engine, &principal, subscription).await;
+            Err(refusal) => refusal.tell(&mut socket).await,
+        }
     })
+}
+
+async fn admit_transcript(
+    engine: &Engine,
+    workspace_id: i64,
+    transcript_id: i64,
+    query: &HashMap<String, String>,
+) -> Result<(Principal, Subscription), Refusal> {
+    let principal = admit(engine, query).await?;
+    let opened = engine
+        .open_transcript_feed(
+            &principal,
+            switchboard_core::AccountId(workspace_id),
+            switchboard_core::TranscriptId(transcript_id),
+        )
+        .await;
+    match opened {
+        Ok(subscription) => Ok((principal, subscription)),
+        Err(EngineError::Domain(DomainError::NotFound | DomainError::Forbidden)) => {
+            Err(Refusal::new(
+                ErrorCode::NotFound,
+                "Transcript not found",
+                CloseCode::SessionNotFound,
+            ))
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not open a transcript feed");
+            Err(Refusal::new(
+                ErrorCode::ServerError,
+                "please reconnect",
+                CloseCode::TryAgainLater,
+            ))
+        }
+    }
 }
 
 /// `GET /ws/notifications?ticket=...`: an agent's notifications and the account's events.
@@ -324,22 +382,21 @@ pub async fn notifications_socket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let engine: Arc<Engine> = state.engine.clone();
+    let admitted = admit(&engine, &query).await.and_then(|principal| {
+        match engine.open_account_feed(&principal) {
+            Ok(subscription) => Ok((principal, subscription)),
+            Err(_) => Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "notifications are for agents and the API key",
+                CloseCode::AuthenticationFailed,
+            )),
+        }
+    });
     configure(upgrade, &state).on_upgrade(move |mut socket| async move {
         let _tracked = engine.track_connection();
-        let Some(principal) = admit(&engine, &query, &mut socket).await else {
-            return;
-        };
-        let subscription = match engine.open_account_feed(&principal) {
-            Ok(subscription) => subscription,
-            Err(_) => {
-                return refuse(
-                    &mut socket,
-                    ErrorCode::Forbidden,
-                    "notifications are for agents and the API key",
-                    CloseCode::AuthenticationFailed,
-                )
-                .await;
-            }
+        let (principal, subscription) = match admitted {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal.tell(&mut socket).await,
         };
         let _present = engine.connected(&principal).await;
         serve_subscription(socket, &engine, &principal, subscription).await;
@@ -352,7 +409,7 @@ async fn serve_subscription(
     mut socket: WebSocket,
     engine: &Engine,
     principal: &Principal,
-    mut subscription: switchboard_engine::Subscription,
+    mut subscription: Subscription,
 ) {
     let mut shutdown = engine.shutdown_signal();
     let heartbeat_timeout = engine.config().heartbeat_timeout;
