@@ -95,6 +95,12 @@ pub enum EventKind {
     },
     /// A segment was added to a transcript.
     TranscriptUpdated(TranscriptSegment),
+    /// An agent joined or left an inbox: every node updates the memberships it routes by.
+    InboxMembershipChanged {
+        agent_id: AgentId,
+        inbox_id: InboxId,
+        member: bool,
+    },
 }
 
 /// Where an event is published; connections subscribe to topics.
@@ -145,6 +151,7 @@ impl Event {
             EventKind::PresenceUpdate { .. } => "presence.update",
             EventKind::AccountStatusUpdated { .. } => "account.status_updated",
             EventKind::TranscriptUpdated(_) => "transcript.updated",
+            EventKind::InboxMembershipChanged { .. } => "inbox.membership_changed",
         }
     }
 
@@ -184,7 +191,8 @@ impl Event {
             | EventKind::ContactUpdated(_)
             | EventKind::PresenceUpdate { .. }
             | EventKind::AccountStatusUpdated { .. }
-            | EventKind::TranscriptUpdated(_) => None,
+            | EventKind::TranscriptUpdated(_)
+            | EventKind::InboxMembershipChanged { .. } => None,
         }
     }
 

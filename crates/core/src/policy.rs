@@ -114,7 +114,8 @@ pub fn may_receive(viewer: &Principal, event: &Event, access: &dyn InboxAccess) 
         | EventKind::TeamChanged(_)
         | EventKind::ContactCreated(_)
         | EventKind::ContactUpdated(_)
-        | EventKind::TranscriptUpdated(_) => !viewer.is_visitor(),
+        | EventKind::TranscriptUpdated(_)
+        | EventKind::InboxMembershipChanged { .. } => !viewer.is_visitor(),
         // Contacts see who of the staff is online; a dialect shows them no other contact.
         EventKind::PresenceUpdate { .. } => true,
         EventKind::ConversationCreated(_)

@@ -8,7 +8,8 @@ use switchboard_core::{AgentId, ConversationId, ConversationScope, InboxId};
 
 /// Inbox memberships of every agent, loaded at start and updated by administration.
 ///
-/// One node only: in cluster mode a membership change must also reach the other nodes.
+/// Each node keeps its own copy; a change is published as `InboxMembershipChanged` and
+/// applied by every node on receipt.
 #[derive(Default)]
 pub struct Memberships {
     // A std lock: read on every fan-out, written only by administration; never held across an

@@ -215,6 +215,20 @@ impl Engine {
             .set_inbox_member(account_id, inbox_id, agent_id, member)
             .await?;
         self.memberships.set(agent_id, inbox_id, member);
+        // Every node routes by its own copy of the memberships; each applies this on receipt.
+        let event = Event {
+            account_id,
+            inbox_id: None,
+            contact_id: None,
+            kind: EventKind::InboxMembershipChanged {
+                agent_id,
+                inbox_id,
+                member,
+            },
+        };
+        if let Err(error) = self.publish(event).await {
+            tracing::warn!(%error, "could not tell the other nodes of a membership change");
+        }
         Ok(())
     }
 

@@ -115,7 +115,16 @@ impl Engine {
         let memberships = Arc::new(Memberships::load(store.memberships().await?));
         let hub = Hub::new(memberships.clone());
         let receiving_hub = hub.clone();
+        let receiving_memberships = memberships.clone();
         bus.subscribe(Arc::new(move |event: Arc<Event>| {
+            if let EventKind::InboxMembershipChanged {
+                agent_id,
+                inbox_id,
+                member,
+            } = event.kind
+            {
+                receiving_memberships.set(agent_id, inbox_id, member);
+            }
             receiving_hub.deliver(event)
         }));
         let http = reqwest::Client::builder()

@@ -235,6 +235,11 @@ pub fn event_frame(event: &Event) -> Value {
             "transcriptId": segment.transcript_id.0,
             "segment": transcript_segment(segment),
         }),
+        EventKind::InboxMembershipChanged {
+            agent_id,
+            inbox_id,
+            member,
+        } => json!({"agentId": agent_id.0, "inboxId": inbox_id.0, "member": member}),
     };
     json!({"type": event.name(), "payload": payload})
 }

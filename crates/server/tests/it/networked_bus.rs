@@ -145,3 +145,56 @@ async fn an_unreachable_or_unknown_bus_stops_the_start_with_a_reason() {
         assert!(error.contains(says), "{url}: {error}");
     }
 }
+
+/// Polls `check` until it holds, for at most ten seconds.
+async fn within_ten_seconds<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen within ten seconds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_membership_changed_on_one_node_takes_effect_on_the_other() {
+    let (a, b) = two_nodes(&format!(
+        "redis://127.0.0.1:6379/?prefix={}",
+        unique_prefix()
+    ))
+    .await;
+    let agent = a.create_agent("ada@example.com", "agent").await;
+    let agent_id = agent["id"].as_i64().unwrap();
+    let token = agent["accessToken"].as_str().unwrap().to_string();
+    let session = a.create_session().await;
+    let path = format!("/api/v1/conversations/{}", session.conversation_id);
+    assert_eq!(b.get(&path, &token).await.0, 404, "not a member yet");
+
+    // Added on node a, node b lets the agent in.
+    a.add_member(a.inbox_id(), agent_id).await;
+    within_ten_seconds("the membership reaching node b", || async {
+        b.get(&path, &token).await.0 == 200
+    })
+    .await;
+
+    // Removed on node a, node b shuts the agent out.
+    let response = reqwest::Client::new()
+        .delete(a.url(&format!(
+            "/api/v1/inboxes/{}/members/{agent_id}",
+            a.inbox_id()
+        )))
+        .bearer_auth(a.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    within_ten_seconds("the removal reaching node b", || async {
+        b.get(&path, &token).await.0 == 404
+    })
+    .await;
+}

@@ -130,7 +130,8 @@ pub fn shows(kind: &EventKind) -> bool {
         | EventKind::AgentLeft { .. }
         | EventKind::SessionEnded { .. }
         | EventKind::BotFailed { .. }
-        | EventKind::TranscriptUpdated(_) => false,
+        | EventKind::TranscriptUpdated(_)
+        | EventKind::InboxMembershipChanged { .. } => false,
     }
 }
 

@@ -451,7 +451,8 @@ pub fn session_shows(kind: &EventKind) -> bool {
         | EventKind::ContactUpdated(_)
         | EventKind::PresenceUpdate { .. }
         | EventKind::AccountStatusUpdated { .. }
-        | EventKind::TranscriptUpdated(_) => false,
+        | EventKind::TranscriptUpdated(_)
+        | EventKind::InboxMembershipChanged { .. } => false,
     }
 }
 

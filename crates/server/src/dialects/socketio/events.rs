@@ -46,7 +46,8 @@ pub fn shows(kind: &EventKind) -> bool {
         | EventKind::ContactUpdated(_)
         | EventKind::PresenceUpdate { .. }
         | EventKind::AccountStatusUpdated { .. }
-        | EventKind::TranscriptUpdated(_) => false,
+        | EventKind::TranscriptUpdated(_)
+        | EventKind::InboxMembershipChanged { .. } => false,
     }
 }
 
