@@ -1,6 +1,8 @@
 //! The pub/sub port: the [`Bus`] trait that carries events between nodes, its in-process
 //! implementation (the single-node default), the Redis and NATS buses for several nodes, and
-//! the [`conformance`] suite every bus passes.
+//! the [`conformance`] suite every bus passes; and the [`presence`] port, the directory of live
+//! connections shared by the nodes (in memory, or Redis with expiry), with its own
+//! [`presence_conformance`] suite.
 //!
 //! Architecture invariants:
 //! - The bus is a notifier, not a source of truth: an event it drops can be recovered from the
@@ -11,12 +13,17 @@ pub mod conformance;
 mod in_process;
 mod nats_bus;
 mod networked;
+pub mod presence;
+pub mod presence_conformance;
 mod redis_bus;
+mod redis_presence;
 pub mod testing;
 
 pub use in_process::InProcessBus;
 pub use nats_bus::NatsBus;
+pub use presence::{InMemoryPresence, PresenceChange, PresenceDirectory, Present, Swept};
 pub use redis_bus::RedisBus;
+pub use redis_presence::RedisPresence;
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -337,11 +337,16 @@ impl Engine {
         else {
             return Err(DomainError::Forbidden.into());
         };
+        let before = self
+            .store()
+            .agent(*account_id, *agent_id)
+            .await?
+            .map_or(Availability::Online, |agent| agent.availability);
         let agent = self
             .store()
             .set_availability(*account_id, *agent_id, availability)
             .await?;
-        self.availability_changed(*account_id, *agent_id, availability)
+        self.availability_changed(*account_id, *agent_id, before, availability)
             .await;
         Ok(agent)
     }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use switchboard_bus::Bus;
+use switchboard_bus::{Bus, InMemoryPresence, PresenceDirectory};
 use switchboard_core::policy::{can_view_conversation, may_receive};
 use switchboard_core::session::{check_session_connect, SessionRefusal};
 use switchboard_core::*;
@@ -85,7 +85,7 @@ pub struct Engine {
     pub(crate) memberships: Arc<Memberships>,
     scopes: ScopeCache,
     pub(crate) uploads: crate::uploads::Uploads,
-    pub(crate) presence: crate::presence::SharedPresence,
+    presence: Arc<dyn PresenceDirectory>,
     pub(crate) cursors: crate::presence::CursorShards,
 }
 
@@ -107,6 +107,18 @@ impl Engine {
     pub async fn start(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
+        config: EngineConfig,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let presence = Arc::new(InMemoryPresence::single());
+        Engine::start_with_presence(store, bus, presence, config).await
+    }
+
+    /// Starts an engine whose live connections are counted in `presence`, shared with other
+    /// nodes (Redis) or not.
+    pub async fn start_with_presence(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn PresenceDirectory>,
         config: EngineConfig,
     ) -> Result<Arc<Engine>, EngineError> {
         let secret = store
@@ -152,7 +164,7 @@ impl Engine {
             memberships,
             scopes: ScopeCache::default(),
             uploads: Default::default(),
-            presence: Default::default(),
+            presence,
             cursors: Default::default(),
         });
         let flushing = Arc::downgrade(&engine);
@@ -168,6 +180,20 @@ impl Engine {
                 if round % LIMITER_SWEEP_ROUNDS == 0 {
                     engine.limiter.forget_idle();
                 }
+            }
+        });
+        // Keeps this node alive in the presence directory and announces dead nodes' principals.
+        let sweeping = Arc::downgrade(&engine);
+        let every = engine.presence.window() / 3;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(engine) = sweeping.upgrade() else {
+                    return;
+                };
+                engine.sweep_presence().await;
             }
         });
         Ok(engine)
@@ -200,10 +226,16 @@ impl Engine {
         &self.store
     }
 
-    /// Succeeds when the store and the bus answer.
+    /// The directory of live connections shared by the nodes.
+    pub fn presence_directory(&self) -> &Arc<dyn PresenceDirectory> {
+        &self.presence
+    }
+
+    /// Succeeds when the store, the bus and the presence directory answer.
     pub async fn ready(&self) -> Result<(), EngineError> {
         self.store.ping().await?;
         self.bus.ping().await?;
+        self.presence.ping().await?;
         Ok(())
     }
 

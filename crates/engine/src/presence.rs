@@ -1,228 +1,347 @@
-//! Presence: who is online, from live connections and agents' own availability, and the
-//! receipts that follow delivery. Transitions are pushed as `presence.update` and
-//! `account.status_updated`; a dead connection is closed by its heartbeat deadline, and its
-//! guard's drop turns the principal offline, so the window is bounded by the heartbeat timeout.
-//!
-//! One node only: counts live in this process (cluster mode keeps them in Redis with expiry).
+//! Presence: who is online, from live connections counted across every node by the
+//! [`PresenceDirectory`] and agents' own availability, and the receipts that follow delivery.
+//! Transitions are pushed as `presence.update` and `account.status_updated`. A dead connection
+//! is closed by its heartbeat deadline and its guard's drop counts it out; a dead node's
+//! connections are forgotten by the directory within its window, and whichever node's sweep
+//! finds them gone announces them offline — no ghost presence.
 
 use crate::engine::Engine;
 use crate::hub::Delivery;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use switchboard_bus::{PresenceChange, Present};
 use switchboard_core::presence::{account_online, agent_presence, contact_presence};
 use switchboard_core::*;
 use switchboard_store::CursorOwner;
 
-#[derive(Default)]
-pub struct PresenceState {
-    agents: HashMap<AgentId, AgentEntry>,
-    contacts: HashMap<ContactId, (AccountId, usize)>,
-    online_agents: HashMap<AccountId, usize>,
-}
-
-struct AgentEntry {
-    connections: usize,
-    availability: Availability,
-}
-
-impl AgentEntry {
-    fn presence(&self) -> Availability {
-        agent_presence(self.connections, self.availability)
-    }
-}
-
-/// Who a live connection makes present.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PresenceKey {
-    Agent(AccountId, AgentId),
-    /// A contact, with the inbox of its conversation when it is known (a demo session), so
-    /// only agents of that inbox hear of it.
-    Contact(AccountId, ContactId, Option<InboxId>),
-}
-
 /// Held by a live connection; dropping it counts the connection out.
 pub struct PresenceGuard {
     engine: Arc<Engine>,
-    key: PresenceKey,
+    who: Present,
 }
 
 impl Drop for PresenceGuard {
     fn drop(&mut self) {
         let engine = self.engine.clone();
-        let key = self.key;
-        let changes = engine.presence_change(key, -1, None);
-        if !changes.is_empty() {
-            tokio::spawn(async move { engine.publish_presence(key, changes).await });
-        }
+        let who = self.who;
+        tokio::spawn(async move { engine.count_presence(who, -1).await });
     }
+}
+
+/// One principal's live connections before and after something happened.
+struct Transition {
+    who: Present,
+    before: u64,
+    after: u64,
 }
 
 impl Engine {
     /// Counts a live connection of `principal` in; keep the guard for as long as it lives.
     pub async fn connected(&self, principal: &Principal) -> Option<PresenceGuard> {
-        let key = match principal {
+        let who = match principal {
             Principal::Agent {
                 account_id,
                 agent_id,
                 ..
-            } => PresenceKey::Agent(*account_id, *agent_id),
+            } => Present::Agent {
+                account_id: *account_id,
+                agent_id: *agent_id,
+            },
             Principal::Contact {
                 account_id,
                 contact_id,
-            } => PresenceKey::Contact(*account_id, *contact_id, None),
+            } => Present::Contact {
+                account_id: *account_id,
+                contact_id: *contact_id,
+                inbox_id: None,
+            },
             Principal::SessionVisitor {
                 account_id,
                 contact_id,
                 conversation_id,
                 ..
-            } => {
-                let inbox_id = self.scope(*conversation_id).await.ok().map(|s| s.inbox_id);
-                PresenceKey::Contact(*account_id, *contact_id, inbox_id)
-            }
+            } => Present::Contact {
+                account_id: *account_id,
+                contact_id: *contact_id,
+                inbox_id: self.scope(*conversation_id).await.ok().map(|s| s.inbox_id),
+            },
             _ => return None,
         };
-        let availability = match key {
-            PresenceKey::Agent(account_id, agent_id) => {
-                let known = self
-                    .presence
-                    .lock()
-                    .expect("presence poisoned")
-                    .agents
-                    .contains_key(&agent_id);
-                if known {
-                    None
-                } else {
-                    match self.store().agent(account_id, agent_id).await {
-                        Ok(Some(agent)) => Some(agent.availability),
-                        Ok(None) => return None,
-                        Err(error) => {
-                            tracing::warn!(%error, "could not load an agent's availability");
-                            Some(Availability::Online)
-                        }
-                    }
-                }
-            }
-            PresenceKey::Contact(..) => None,
-        };
-        let changes = self.presence_change(key, 1, availability);
-        self.publish_presence(key, changes).await;
+        self.count_presence(who, 1).await;
         Some(PresenceGuard {
             engine: self.arc(),
-            key,
+            who,
         })
     }
 
-    /// An agent's presence now (offline when it has no live connection).
-    pub fn agent_presence(&self, agent_id: AgentId) -> Availability {
-        self.presence
-            .lock()
-            .expect("presence poisoned")
-            .agents
-            .get(&agent_id)
-            .map_or(Availability::Offline, AgentEntry::presence)
+    async fn count_presence(&self, who: Present, delta: i64) {
+        match self.presence_directory().change(who, delta).await {
+            Ok(PresenceChange {
+                before,
+                after,
+                agents_present,
+            }) => {
+                let transition = Transition { who, before, after };
+                self.announce(vec![transition], Some(agents_present)).await;
+            }
+            Err(error) => tracing::warn!(%error, "could not count a connection's presence"),
+        }
     }
 
-    /// A contact's presence now.
-    pub fn contact_presence(&self, contact_id: ContactId) -> Availability {
+    /// Keeps this node alive in the directory; announces who went with forgotten nodes and who
+    /// came back with this one.
+    pub(crate) async fn sweep_presence(&self) {
+        match self.presence_directory().sweep().await {
+            Ok(swept) => {
+                let gone = swept.gone.into_iter().map(|who| Transition {
+                    who,
+                    before: 1,
+                    after: 0,
+                });
+                let back = swept.back.into_iter().map(|who| Transition {
+                    who,
+                    before: 0,
+                    after: 1,
+                });
+                self.announce(gone.chain(back).collect(), None).await;
+            }
+            Err(error) => tracing::warn!(%error, "could not sweep the presence directory"),
+        }
+    }
+
+    /// Takes this node's connections out of the directory at once (a clean shutdown).
+    pub async fn leave_presence(&self) {
+        match self.presence_directory().leave().await {
+            Ok(gone) => {
+                let gone = gone.into_iter().map(|who| Transition {
+                    who,
+                    before: 1,
+                    after: 0,
+                });
+                self.announce(gone.collect(), None).await;
+            }
+            Err(error) => tracing::warn!(%error, "could not leave the presence directory"),
+        }
+    }
+
+    /// Publishes what `transitions` change: a contact's or agent's presence, and an account's
+    /// status when its last online agent went or its first came. `present` is the agents
+    /// present after the transitions when the directory said so with them.
+    async fn announce(&self, transitions: Vec<Transition>, present: Option<Vec<(AgentId, u64)>>) {
+        let mut agents: BTreeMap<AccountId, Vec<(AgentId, u64, u64)>> = BTreeMap::new();
+        for Transition { who, before, after } in transitions {
+            if (before > 0) == (after > 0) {
+                continue;
+            }
+            match who {
+                Present::Contact {
+                    account_id,
+                    contact_id,
+                    inbox_id,
+                } => {
+                    let kind = EventKind::PresenceUpdate {
+                        agents: Vec::new(),
+                        contacts: vec![(contact_id, contact_presence(after as usize))],
+                    };
+                    self.publish_presence(account_id, inbox_id, vec![kind])
+                        .await;
+                }
+                Present::Agent {
+                    account_id,
+                    agent_id,
+                } => agents
+                    .entry(account_id)
+                    .or_default()
+                    .push((agent_id, before, after)),
+            }
+        }
+        for (account_id, changed) in agents {
+            let present = match &present {
+                Some(present) => present.clone(),
+                None => match self.presence_directory().agents_present(account_id).await {
+                    Ok(present) => present,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not read the agents present");
+                        continue;
+                    }
+                },
+            };
+            let availability = self.availabilities(account_id).await;
+            let shown = |agent_id: AgentId, connections: u64| {
+                let chosen = availability
+                    .get(&agent_id)
+                    .copied()
+                    .unwrap_or(Availability::Online);
+                agent_presence(connections as usize, chosen)
+            };
+            let online_after = present
+                .iter()
+                .filter(|(agent_id, n)| shown(*agent_id, *n) == Availability::Online)
+                .count();
+            let mut online_before = online_after as i64;
+            let mut kinds = Vec::new();
+            for (agent_id, before, after) in changed {
+                let (was, is) = (shown(agent_id, before), shown(agent_id, after));
+                if was == is {
+                    continue;
+                }
+                kinds.push(EventKind::PresenceUpdate {
+                    agents: vec![(agent_id, is)],
+                    contacts: Vec::new(),
+                });
+                online_before += i64::from(was == Availability::Online);
+                online_before -= i64::from(is == Availability::Online);
+            }
+            if account_online(online_before.max(0) as usize) != account_online(online_after) {
+                kinds.push(EventKind::AccountStatusUpdated {
+                    online: account_online(online_after),
+                });
+            }
+            self.publish_presence(account_id, None, kinds).await;
+        }
+    }
+
+    /// Each agent's chosen availability (online when it cannot be read).
+    async fn availabilities(&self, account_id: AccountId) -> HashMap<AgentId, Availability> {
+        match self.store().agents(account_id).await {
+            Ok(agents) => agents
+                .into_iter()
+                .map(|agent| (agent.id, agent.availability))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not load agents' availability");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// An agent's presence now, on whichever node its connections are (offline when it has
+    /// none).
+    pub async fn agent_presence(&self, account_id: AccountId, agent_id: AgentId) -> Availability {
+        let connections = match self.presence_directory().agents_present(account_id).await {
+            Ok(present) => present
+                .into_iter()
+                .find(|(id, _)| *id == agent_id)
+                .map_or(0, |(_, n)| n),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the agents present");
+                0
+            }
+        };
+        if connections == 0 {
+            return Availability::Offline;
+        }
+        let chosen = match self.store().agent(account_id, agent_id).await {
+            Ok(Some(agent)) => agent.availability,
+            _ => Availability::Online,
+        };
+        agent_presence(connections as usize, chosen)
+    }
+
+    /// A contact's presence now, on whichever node its connections are.
+    pub async fn contact_presence(
+        &self,
+        account_id: AccountId,
+        contact_id: ContactId,
+    ) -> Availability {
         let connections = self
-            .presence
-            .lock()
-            .expect("presence poisoned")
-            .contacts
-            .get(&contact_id)
-            .map_or(0, |(_, n)| *n);
-        contact_presence(connections)
+            .presence_directory()
+            .contact_connections(account_id, contact_id)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not read a contact's connections");
+                0
+            });
+        contact_presence(connections as usize)
     }
 
-    /// Whether the account is online (an agent is online).
-    pub fn account_is_online(&self, account_id: AccountId) -> bool {
-        let state = self.presence.lock().expect("presence poisoned");
-        account_online(state.online_agents.get(&account_id).copied().unwrap_or(0))
+    /// Whether the account is online (an agent of it is online on some node).
+    pub async fn account_is_online(&self, account_id: AccountId) -> bool {
+        let present = match self.presence_directory().agents_present(account_id).await {
+            Ok(present) if !present.is_empty() => present,
+            Ok(_) => return false,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the agents present");
+                return false;
+            }
+        };
+        let availability = self.availabilities(account_id).await;
+        let online = present
+            .iter()
+            .filter(|(agent_id, n)| {
+                let chosen = availability
+                    .get(agent_id)
+                    .copied()
+                    .unwrap_or(Availability::Online);
+                agent_presence(*n as usize, chosen) == Availability::Online
+            })
+            .count();
+        account_online(online)
     }
 
-    /// Records an agent's new availability and publishes what changed.
+    /// Publishes an agent's new availability (`before` is what it chose until now).
     pub(crate) async fn availability_changed(
         &self,
         account_id: AccountId,
         agent_id: AgentId,
-        availability: Availability,
+        before: Availability,
+        after: Availability,
     ) {
-        let key = PresenceKey::Agent(account_id, agent_id);
-        let changes = self.presence_change(key, 0, Some(availability));
-        self.publish_presence(key, changes).await;
-    }
-
-    /// Applies a change in connections (`delta`) and/or availability; returns the events the
-    /// transition calls for.
-    fn presence_change(
-        &self,
-        key: PresenceKey,
-        delta: i64,
-        availability: Option<Availability>,
-    ) -> Vec<EventKind> {
-        let mut state = self.presence.lock().expect("presence poisoned");
-        let mut events = Vec::new();
-        match key {
-            PresenceKey::Agent(account_id, agent_id) => {
-                let entry = state.agents.entry(agent_id).or_insert(AgentEntry {
-                    connections: 0,
-                    availability: availability.unwrap_or(Availability::Online),
-                });
-                let before = entry.presence();
-                entry.connections = (entry.connections as i64 + delta).max(0) as usize;
-                if let Some(availability) = availability {
-                    entry.availability = availability;
-                }
-                let after = entry.presence();
-                if before != after {
-                    events.push(EventKind::PresenceUpdate {
-                        agents: vec![(agent_id, after)],
-                        contacts: Vec::new(),
-                    });
-                    let was_online = before == Availability::Online;
-                    let is_online = after == Availability::Online;
-                    if was_online != is_online {
-                        let count = state.online_agents.entry(account_id).or_insert(0);
-                        let before_account = account_online(*count);
-                        if is_online {
-                            *count += 1;
-                        } else {
-                            *count = count.saturating_sub(1);
-                        }
-                        let after_account = account_online(*count);
-                        if before_account != after_account {
-                            events.push(EventKind::AccountStatusUpdated {
-                                online: after_account,
-                            });
-                        }
-                    }
-                }
+        let present = match self.presence_directory().agents_present(account_id).await {
+            Ok(present) => present,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the agents present");
+                return;
             }
-            PresenceKey::Contact(account_id, contact_id, _) => {
-                let entry = state.contacts.entry(contact_id).or_insert((account_id, 0));
-                let before = contact_presence(entry.1);
-                entry.1 = (entry.1 as i64 + delta).max(0) as usize;
-                let after = contact_presence(entry.1);
-                if entry.1 == 0 {
-                    state.contacts.remove(&contact_id);
-                }
-                if before != after {
-                    events.push(EventKind::PresenceUpdate {
-                        agents: Vec::new(),
-                        contacts: vec![(contact_id, after)],
-                    });
-                }
-            }
-        }
-        events
-    }
-
-    async fn publish_presence(&self, key: PresenceKey, changes: Vec<EventKind>) {
-        let (account_id, inbox_id) = match key {
-            PresenceKey::Agent(account_id, _) => (account_id, None),
-            PresenceKey::Contact(account_id, _, inbox_id) => (account_id, inbox_id),
         };
-        for kind in changes {
+        let connections = present
+            .iter()
+            .find(|(id, _)| *id == agent_id)
+            .map_or(0, |(_, n)| *n) as usize;
+        let (was, is) = (
+            agent_presence(connections, before),
+            agent_presence(connections, after),
+        );
+        if was == is {
+            return;
+        }
+        let availability = self.availabilities(account_id).await;
+        let online_after = present
+            .iter()
+            .filter(|(id, n)| {
+                let chosen = if *id == agent_id {
+                    after
+                } else {
+                    availability
+                        .get(id)
+                        .copied()
+                        .unwrap_or(Availability::Online)
+                };
+                agent_presence(*n as usize, chosen) == Availability::Online
+            })
+            .count();
+        let online_before = (online_after as i64 + i64::from(was == Availability::Online)
+            - i64::from(is == Availability::Online))
+        .max(0) as usize;
+        let mut kinds = vec![EventKind::PresenceUpdate {
+            agents: vec![(agent_id, is)],
+            contacts: Vec::new(),
+        }];
+        if account_online(online_before) != account_online(online_after) {
+            kinds.push(EventKind::AccountStatusUpdated {
+                online: account_online(online_after),
+            });
+        }
+        self.publish_presence(account_id, None, kinds).await;
+    }
+
+    async fn publish_presence(
+        &self,
+        account_id: AccountId,
+        inbox_id: Option<InboxId>,
+        kinds: Vec<EventKind>,
+    ) {
+        for kind in kinds {
             let event = Event {
                 account_id,
                 inbox_id,
@@ -301,9 +420,6 @@ impl Engine {
         }
     }
 }
-
-/// The engine's presence state, behind a std lock held only for map updates.
-pub type SharedPresence = Mutex<PresenceState>;
 
 /// Whose cursor a principal's deliveries move.
 pub(crate) fn cursor_owner(principal: &Principal) -> Option<CursorOwner> {

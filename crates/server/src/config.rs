@@ -18,8 +18,14 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `sqlite://PATH`; defaults to `DATA_DIR/switchboard.db`.
     pub database_url: Option<String>,
-    /// `memory://` (the default) for one node.
+    /// `memory://` (the default) for one node; `redis://…` or `nats://…` for several.
     pub bus_url: Option<String>,
+    /// Where live connections are counted for presence: `memory://` for one node, `redis://…`
+    /// for several. Defaults to the bus URL when that is Redis, else memory.
+    pub presence_url: Option<String>,
+    /// How long a node that stopped answering is remembered: its principals turn offline
+    /// within this window (plus a third of it) after it dies.
+    pub presence_window: Duration,
     /// Create the demo workspace on an empty store.
     pub demo: bool,
     pub durability: Durability,
@@ -63,6 +69,8 @@ impl Settings {
             data_dir: data_dir.into(),
             database_url: None,
             bus_url: None,
+            presence_url: None,
+            presence_window: Duration::from_secs(15),
             demo: true,
             durability: Durability::Full,
             max_frame_bytes: 64 * 1024,
@@ -139,6 +147,8 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     bus_url: Option<String>,
+    presence_url: Option<String>,
+    presence_window_ms: Option<u64>,
     demo: Option<bool>,
     /// `full` or `normal`.
     durability: Option<String>,
@@ -175,6 +185,17 @@ impl FileSettings {
         }
         if self.bus_url.is_some() {
             settings.bus_url = self.bus_url;
+        }
+        if self.presence_url.is_some() {
+            settings.presence_url = self.presence_url;
+        }
+        if let Some(ms) = self.presence_window_ms {
+            if ms < 300 {
+                return Err(ConfigError::Invalid(
+                    "presence_window_ms must be at least 300".into(),
+                ));
+            }
+            settings.presence_window = Duration::from_millis(ms);
         }
         if let Some(demo) = self.demo {
             settings.demo = demo;

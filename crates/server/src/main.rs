@@ -56,9 +56,17 @@ struct ServeArgs {
     /// The store: `sqlite://PATH` (default: DATA_DIR/switchboard.db).
     #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
     database_url: Option<String>,
-    /// The event bus: `memory://` (default).
+    /// The event bus: `memory://` (default), `redis://HOST:PORT[?prefix=NAME]` or
+    /// `nats://HOST:PORT[?prefix=NAME]`.
     #[arg(long, env = "SWITCHBOARD_BUS_URL")]
     bus_url: Option<String>,
+    /// Where presence is counted across nodes: `memory://` or `redis://…` (default: the bus
+    /// URL when it is Redis).
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_URL")]
+    presence_url: Option<String>,
+    /// How long a silent node's connections still count, in milliseconds (default 15000).
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_WINDOW_MS", value_parser = clap::value_parser!(u64).range(300..))]
+    presence_window_ms: Option<u64>,
     /// Do not create the demo workspace on an empty store.
     #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
     no_demo: bool,
@@ -183,6 +191,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.bus_url.is_some() {
         settings.bus_url = args.bus_url;
+    }
+    if args.presence_url.is_some() {
+        settings.presence_url = args.presence_url;
+    }
+    if let Some(ms) = args.presence_window_ms {
+        settings.presence_window = std::time::Duration::from_millis(ms);
     }
     if args.no_demo {
         settings.demo = false;

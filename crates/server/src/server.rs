@@ -8,7 +8,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use switchboard_bus::{Bus, InProcessBus};
+use switchboard_bus::{Bus, InMemoryPresence, InProcessBus, PresenceDirectory, RedisPresence};
 use switchboard_engine::demo::DemoWorkspace;
 use switchboard_engine::{Engine, EngineError};
 use switchboard_store::{SqliteStore, Store, StoreError};
@@ -29,6 +29,8 @@ pub enum StartError {
     UnsupportedDatabase(String),
     #[error("unsupported bus URL {0:?}: use memory://, redis://HOST:PORT or nats://HOST:PORT")]
     UnsupportedBus(String),
+    #[error("unsupported presence URL {0:?}: use memory:// or redis://HOST:PORT")]
+    UnsupportedPresence(String),
     #[error("cannot reach the bus: {0}")]
     Bus(#[from] switchboard_bus::BusError),
     #[error("cannot open the store: {0}")]
@@ -87,6 +89,32 @@ pub async fn open_bus(settings: &Settings) -> Result<Arc<dyn Bus>, StartError> {
     }
 }
 
+/// Opens the presence directory the settings name: the one given, else Redis when the bus is
+/// Redis, else this process's memory (with a warning when the bus says there are other nodes).
+pub async fn open_presence(settings: &Settings) -> Result<Arc<dyn PresenceDirectory>, StartError> {
+    let bus = settings.bus_url.as_deref().unwrap_or("");
+    let url = match settings.presence_url.as_deref() {
+        Some(url) => url,
+        None if bus.starts_with("redis://") => bus,
+        None => {
+            if bus.starts_with("nats://") {
+                tracing::warn!(
+                    "presence is counted per node: set SWITCHBOARD_PRESENCE_URL to a Redis URL \
+                     so that every node sees every connection"
+                );
+            }
+            "memory://"
+        }
+    };
+    match url {
+        "memory://" | "" => Ok(Arc::new(InMemoryPresence::single())),
+        url if url.starts_with("redis://") => Ok(Arc::new(
+            RedisPresence::connect(url, &settings.node_id, settings.presence_window).await?,
+        )),
+        other => Err(StartError::UnsupportedPresence(other.to_string())),
+    }
+}
+
 /// A server that is running; dropping it does not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
@@ -137,7 +165,9 @@ pub fn demo_json(demo: &DemoWorkspace) -> serde_json::Value {
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let store = open_store(&settings).await?;
     let bus = open_bus(&settings).await?;
-    let engine = Engine::start(store.clone(), bus, settings.engine.clone()).await?;
+    let presence = open_presence(&settings).await?;
+    let engine =
+        Engine::start_with_presence(store.clone(), bus, presence, settings.engine.clone()).await?;
     let demo = if settings.demo && store.count_accounts().await? == 0 {
         let demo = engine.create_demo_workspace().await?;
         let path = settings.data_dir.join("demo.json");
@@ -194,6 +224,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             );
         }
         engine.flush_cursors().await;
+        engine.leave_presence().await;
         tracing::info!("stopped");
     });
     tracing::info!(address = %local_addr, node = %node_id, "listening");

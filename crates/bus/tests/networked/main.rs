@@ -3,3 +3,4 @@
 
 mod nats_bus;
 mod redis_bus;
+mod redis_presence;

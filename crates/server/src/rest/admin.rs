@@ -44,7 +44,7 @@ async fn account(
         ));
     }
     let account_id = principal.account_id();
-    let online = state.engine.account_is_online(account_id);
+    let online = state.engine.account_is_online(account_id).await;
     Ok(Json(json!({
         "id": account_id.0,
         "status": if online { "online" } else { "offline" },
@@ -92,16 +92,17 @@ async fn list_agents(
 ) -> Result<Json<Value>, ApiError> {
     let principal = principal(&state, &headers).await?;
     let agents = state.engine.list_agents(&principal).await?;
-    Ok(Json(
-        agents
-            .iter()
-            .map(|agent| {
-                let mut value = json::agent(agent);
-                value["presence"] = json!(state.engine.agent_presence(agent.id).as_str());
-                value
-            })
-            .collect(),
-    ))
+    let mut listed = Vec::with_capacity(agents.len());
+    for agent in &agents {
+        let mut value = json::agent(agent);
+        let presence = state
+            .engine
+            .agent_presence(agent.account_id, agent.id)
+            .await;
+        value["presence"] = json!(presence.as_str());
+        listed.push(value);
+    }
+    Ok(Json(Value::Array(listed)))
 }
 
 async fn rotate_agent_token(

@@ -47,7 +47,7 @@ async fn inbox(
     Path(inbox): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let inbox = state.engine.widget_inbox(&inbox).await?;
-    let online = state.engine.account_is_online(inbox.account_id);
+    let online = state.engine.account_is_online(inbox.account_id).await;
     Ok(Json(json!({
         "identifier": inbox.identifier,
         "name": inbox.name,

@@ -1,6 +1,8 @@
 //! Several nodes as real processes on one PostgreSQL database and one Redis bus: a visitor on
 //! one node and an agent on another hear each other; a node killed with SIGKILL loses nothing
-//! (its visitor resumes on the other node with exactly what it missed).
+//! (its visitor resumes on the other node with exactly what it missed); presence is the same
+//! from every node and a dead node's principals turn offline within the window; three nodes
+//! restarted one at a time under traffic lose nothing.
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -11,9 +13,13 @@ use switchboard_store::testing::TempDatabase;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
 
+/// How long a silent node's connections still count in these tests.
+const PRESENCE_WINDOW_MS: u64 = 1_500;
+
 /// One `switchboard serve` process.
 pub struct Node {
     child: Option<Child>,
+    command: Vec<String>,
     pub server: TestServer,
 }
 
@@ -28,39 +34,36 @@ impl Node {
         first: bool,
     ) -> Node {
         let port = free_port();
-        let mut command = Command::new(BINARY);
-        command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--node-id", id, "--database-url", database_url])
-            .args(["--bus-url", bus_url])
-            .arg("--data-dir")
-            .arg(data_dir.join(id))
-            .env("SWITCHBOARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut command: Vec<String> = [
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--node-id",
+            id,
+            "--database-url",
+            database_url,
+            "--bus-url",
+            bus_url,
+            "--presence-window-ms",
+            &PRESENCE_WINDOW_MS.to_string(),
+            "--data-dir",
+        ]
+        .map(String::from)
+        .to_vec();
+        command.push(data_dir.join(id).display().to_string());
         if !first {
-            command.arg("--no-demo");
+            command.push("--no-demo".into());
         }
-        let child = command.spawn().unwrap();
-        let base = format!("127.0.0.1:{port}");
-        let mut ready = false;
-        for _ in 0..400 {
-            if let Ok(response) = reqwest::get(format!("http://{base}/readyz")).await {
-                if response.status() == 200 {
-                    ready = true;
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(ready, "node {id} did not become ready");
         let demo_path = data_dir
             .join(if first { id } else { "a" })
             .join("demo.json");
+        let base = format!("127.0.0.1:{port}");
+        let child = spawn_ready(&command, &base, id).await;
         let demo: Value =
             serde_json::from_str(&std::fs::read_to_string(demo_path).unwrap()).unwrap();
         Node {
             child: Some(child),
+            command,
             server: TestServer::remote(base, demo),
         }
     }
@@ -72,6 +75,52 @@ impl Node {
             let _ = child.wait();
         }
     }
+
+    /// SIGTERM, as an orchestrator stops a node: it drains and exits by itself.
+    pub async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let exited = tokio::task::spawn_blocking(move || child.wait().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                exited.success(),
+                "a node stopped by SIGTERM exits cleanly: {exited}"
+            );
+        }
+    }
+
+    /// Starts the node again with the same settings and address.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the node first");
+        let id = self.command[4].clone();
+        self.child = Some(spawn_ready(&self.command, &self.server.base, &id).await);
+    }
+}
+
+async fn spawn_ready(command: &[String], base: &str, id: &str) -> Child {
+    let mut child = Command::new(BINARY)
+        .args(command)
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if let Ok(response) = reqwest::get(format!("http://{base}/readyz")).await {
+            if response.status() == 200 {
+                return child;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("node {id} did not become ready");
 }
 
 impl Drop for Node {
@@ -162,4 +211,235 @@ async fn a_visitor_and_an_agent_on_two_nodes_and_a_node_killed_without_loss() {
         missed,
         (1..=5).map(|n| format!("missed {n}")).collect::<Vec<_>>()
     );
+}
+
+/// Reads a managed socket until a `presence.update` says `contact` is `status`.
+async fn contact_status(ws: &mut Ws, contact: &str, status: &str) {
+    loop {
+        let frame = ws.frame().await;
+        if frame["type"] == "presence.update" && frame["payload"]["contacts"][contact] == status {
+            return;
+        }
+    }
+}
+
+async fn account_status(node: &Node) -> String {
+    let response = reqwest::get(node.server.url(&format!(
+        "/public/api/v1/inboxes/{}",
+        node.server.demo["inboxIdentifier"].as_str().unwrap()
+    )))
+    .await
+    .unwrap();
+    let body: Value = response.json().await.unwrap();
+    body["account_status"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_the_same_from_every_node_and_a_dead_nodes_principals_go_offline() {
+    let database = TempDatabase::create().await;
+    let bus = format!("redis://127.0.0.1:6379/?prefix={}", unique_prefix());
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Node::start("a", &database.url, &bus, dir.path(), true).await;
+    let b = Node::start("b", &database.url, &bus, dir.path(), false).await;
+    let agent = a.server.demo["agent"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        account_status(&a).await,
+        "offline",
+        "no agent is connected yet"
+    );
+
+    // The agent connects to node b; node a sees the account online.
+    let ticket = b.server.ticket(&agent).await;
+    let mut notifications = b
+        .server
+        .connect(&format!("/ws/notifications?ticket={ticket}"))
+        .await;
+    // Its first frame is its own presence: the connection is counted.
+    let first = notifications.frame().await;
+    assert_eq!(first["type"], "presence.update", "{first}");
+    assert_eq!(account_status(&a).await, "online");
+
+    // A visitor connects to node a; the agent on node b sees it come online.
+    let session = a.server.create_session().await;
+    let mut visitor = a.server.connect_session(&session).await;
+    visitor.say("hi", None).await;
+    let (status, conversation) = b
+        .server
+        .get(
+            &format!("/api/v1/conversations/{}", session.conversation_id),
+            &agent,
+        )
+        .await;
+    assert_eq!(status, 200, "{conversation}");
+    let contact = conversation["contactId"].to_string();
+    contact_status(&mut notifications, &contact, "online").await;
+
+    // Node a dies without a word: within the window, node b announces the visitor offline.
+    let killed_at = std::time::Instant::now();
+    a.kill();
+    contact_status(&mut notifications, &contact, "offline").await;
+    let took = killed_at.elapsed();
+    eprintln!("a dead node's visitor was offline after {took:?} (window {PRESENCE_WINDOW_MS} ms)");
+    assert!(
+        took < Duration::from_millis(PRESENCE_WINDOW_MS * 4),
+        "offline after {took:?}, window {PRESENCE_WINDOW_MS} ms"
+    );
+    // The agent, whose node lives, is still online.
+    let (status, agents) = b.server.get("/api/v1/agents", &b.server.api_key()).await;
+    assert_eq!(status, 200, "{agents}");
+    assert_eq!(agents[0]["presence"], "online", "{agents}");
+}
+
+/// A visitor that follows its conversation across node restarts: whenever its node goes away
+/// it reconnects to another live one, stating the last seq it has.
+async fn follow(
+    nodes: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+    demo: Value,
+    session: Session,
+    expected: usize,
+) -> (Vec<String>, usize) {
+    let mut texts: Vec<String> = Vec::new();
+    let mut last_seq = 0;
+    let mut reconnects = 0;
+    while texts.len() < expected {
+        let base = loop {
+            let up = nodes
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, up)| *up)
+                .map(|(base, _)| base.clone())
+                .nth(reconnects % 2);
+            if let Some(base) = up {
+                break base;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        reconnects += 1;
+        let server = TestServer::remote(base, demo.clone());
+        let url = format!(
+            "ws://{}/ws/session/{}?token={}&lastSeq={last_seq}",
+            server.base, session.id, session.token
+        );
+        let Ok((stream, _)) = tokio_tungstenite::connect_async(&url).await else {
+            continue;
+        };
+        let mut ws = Ws { stream };
+        while let Received::Frame(frame) = ws.recv().await {
+            let Some(seq) = frame["payload"]["seq"].as_i64() else {
+                continue;
+            };
+            // Resuming from `lastSeq` replays only what came after it.
+            assert!(seq > last_seq, "seq {seq} arrived again after {last_seq}");
+            last_seq = seq;
+            if let Some(text) = frame["payload"]["text"].as_str() {
+                if text.starts_with("traffic ") {
+                    texts.push(text.to_string());
+                }
+            }
+            if texts.len() == expected {
+                break;
+            }
+        }
+    }
+    (texts, reconnects)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_three_nodes_under_traffic_loses_nothing() {
+    const MESSAGES: usize = 90;
+    let database = TempDatabase::create().await;
+    let bus = format!("redis://127.0.0.1:6379/?prefix={}", unique_prefix());
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = vec![Node::start("a", &database.url, &bus, dir.path(), true).await];
+    for id in ["b", "c"] {
+        nodes.push(Node::start(id, &database.url, &bus, dir.path(), false).await);
+    }
+    let demo = nodes[0].server.demo.clone();
+    let agent = demo["agent"]["accessToken"].as_str().unwrap().to_string();
+    let up = std::sync::Arc::new(std::sync::Mutex::new(
+        nodes
+            .iter()
+            .map(|node| (node.server.base.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let session = nodes[0].server.create_session().await;
+    let conversation = session.conversation_id;
+    let visitor = tokio::spawn(follow(up.clone(), demo.clone(), session, MESSAGES));
+
+    // The agent writes steadily through whichever nodes are up, retrying a refused request on
+    // another node with the same client message id.
+    let writer_nodes = up.clone();
+    let writer_demo = demo.clone();
+    let writer = tokio::spawn(async move {
+        for n in 0..MESSAGES {
+            let mut attempt = 0;
+            loop {
+                let base = {
+                    let nodes = writer_nodes.lock().unwrap();
+                    let live: Vec<String> = nodes
+                        .iter()
+                        .filter(|(_, up)| *up)
+                        .map(|(base, _)| base.clone())
+                        .collect();
+                    live[(n + attempt) % live.len()].clone()
+                };
+                let server = TestServer::remote(base, writer_demo.clone());
+                let sent = reqwest::Client::new()
+                    .post(server.url(&format!("/api/v1/conversations/{conversation}/messages")))
+                    .bearer_auth(&agent)
+                    .json(&json!({"content": format!("traffic {n}"), "clientMessageId": format!("t-{n}")}))
+                    .send()
+                    .await;
+                if matches!(&sent, Ok(response) if response.status().is_success()) {
+                    break;
+                }
+                attempt += 1;
+                assert!(attempt < 200, "message {n} could not be sent: {sent:?}");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+
+    // One node at a time: taken out of rotation, SIGTERMed, started again, put back.
+    for (index, node) in nodes.iter_mut().enumerate() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        up.lock().unwrap()[index].1 = false;
+        node.terminate().await;
+        node.restart().await;
+        up.lock().unwrap()[index].1 = true;
+    }
+    writer.await.unwrap();
+    let (received, connections) = tokio::time::timeout(Duration::from_secs(60), visitor)
+        .await
+        .expect("the visitor received every message")
+        .unwrap();
+    assert!(
+        connections >= 2,
+        "the visitor's node went away under it at least once"
+    );
+    let expected: Vec<String> = (0..MESSAGES).map(|n| format!("traffic {n}")).collect();
+    assert_eq!(received, expected, "every message once, in order");
+
+    // And the store has each exactly once.
+    let (status, messages) = nodes[1]
+        .server
+        .get(
+            &format!("/api/v1/conversations/{conversation}/messages?limit=500"),
+            demo["agent"]["accessToken"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{messages}");
+    let stored: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|message| message["content"].as_str())
+        .filter(|text| text.starts_with("traffic "))
+        .collect();
+    assert_eq!(stored, expected);
 }

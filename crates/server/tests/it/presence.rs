@@ -120,6 +120,7 @@ async fn a_silent_agent_turns_offline_within_the_heartbeat_timeout() {
     })
     .await;
     let agent_id = switchboard_core::AgentId(server.demo["agent"]["id"].as_i64().unwrap());
+    let account_id = switchboard_core::AccountId(server.demo["accountId"].as_i64().unwrap());
     let admin = server.demo["agent"]["accessToken"]
         .as_str()
         .unwrap()
@@ -131,7 +132,14 @@ async fn a_silent_agent_turns_offline_within_the_heartbeat_timeout() {
         .await;
     // The first frame is its own presence: the connection counted.
     assert!(matches!(socket.recv_untimed().await, Received::Frame(_)));
-    assert_eq!(server.engine().agent_presence(agent_id).as_str(), "online");
+    assert_eq!(
+        server
+            .engine()
+            .agent_presence(account_id, agent_id)
+            .await
+            .as_str(),
+        "online"
+    );
     let started = tokio::time::Instant::now();
     loop {
         match socket.recv_untimed().await {
@@ -145,7 +153,13 @@ async fn a_silent_agent_turns_offline_within_the_heartbeat_timeout() {
     }
     assert!(started.elapsed() <= Duration::from_secs(46));
     for _ in 0..100 {
-        if server.engine().agent_presence(agent_id).as_str() == "offline" {
+        if server
+            .engine()
+            .agent_presence(account_id, agent_id)
+            .await
+            .as_str()
+            == "offline"
+        {
             return;
         }
         tokio::task::yield_now().await;

@@ -267,7 +267,7 @@ async fn act(
         .map(ConversationId);
     let command = match (action, conversation_id) {
         ("update_presence", _) => {
-            let data = own_presence(engine, principal);
+            let data = own_presence(engine, principal).await;
             return Some(frames::event(identifier, "presence.update", &raw(data)));
         }
         ("typing_on" | "typing_off", Some(conversation_id)) => Command::SetTyping {
@@ -315,15 +315,16 @@ fn raw(value: Value) -> Box<RawValue> {
 }
 
 /// The principal's own status, as `presence.update` data.
-fn own_presence(engine: &Engine, principal: &Principal) -> Value {
+async fn own_presence(engine: &Engine, principal: &Principal) -> Value {
+    let account_id = principal.account_id();
     let (users, contacts) = match principal {
         Principal::Agent { agent_id, .. } => (
-            json!({ agent_id.0.to_string(): engine.agent_presence(*agent_id).as_str() }),
+            json!({ agent_id.0.to_string(): engine.agent_presence(account_id, *agent_id).await.as_str() }),
             json!({}),
         ),
         Principal::Contact { contact_id, .. } => (
             json!({}),
-            json!({ contact_id.0.to_string(): engine.contact_presence(*contact_id).as_str() }),
+            json!({ contact_id.0.to_string(): engine.contact_presence(account_id, *contact_id).await.as_str() }),
         ),
         _ => (json!({}), json!({})),
     };

@@ -366,22 +366,25 @@ async fn join(
         conversation_id,
         feed,
     ));
-    let mut joined = connection.joined.lock().expect("joins poisoned");
-    if joined.contains_key(&conversation_id) {
-        // Joined twice at once: the first stays.
-        pump.abort();
-        return Ok(());
+    {
+        let mut joined = connection.joined.lock().expect("joins poisoned");
+        if joined.contains_key(&conversation_id) {
+            // Joined twice at once: the first stays.
+            pump.abort();
+            return Ok(());
+        }
+        joined.insert(
+            conversation_id,
+            Joined {
+                pump: pump.abort_handle(),
+                contact_id,
+            },
+        );
     }
-    joined.insert(
-        conversation_id,
-        Joined {
-            pump: pump.abort_handle(),
-            contact_id,
-        },
-    );
-    drop(joined);
     if let Some(contact_id) = contact_id {
-        let status = engine.contact_presence(contact_id);
+        let status = engine
+            .contact_presence(connection.principal.account_id(), contact_id)
+            .await;
         let _ = socket.emit(
             "presence",
             &events::presence(conversation_id, contact_id, status),
