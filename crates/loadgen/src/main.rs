@@ -100,8 +100,25 @@ enum Scenario {
     /// N idle, authenticated, subscribed sockets on a separate server process: server memory
     /// per connection.
     Idle {
+        /// Connections in all (one node), or per node (several).
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
+        /// Server processes sharing one PostgreSQL database and one Redis (bus and presence),
+        /// each held its connections by a client process of its own.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+    },
+    /// A client process of `idle --nodes N` (started by it).
+    #[command(hide = true)]
+    IdleWorker {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        block: usize,
     },
     /// Visitors chat while their connections are force-closed every few seconds; checks
     /// every conversation against the store for lost and duplicated messages.
@@ -411,7 +428,10 @@ async fn main() {
             );
             println!("{result}");
         }
-        Scenario::Idle { connections } => {
+        Scenario::Idle {
+            connections,
+            nodes: 1,
+        } => {
             let result = idle::run(connections).await;
             println!("| connections | server RSS before | after | KiB per connection |");
             println!("| --- | --- | --- | --- |");
@@ -424,6 +444,36 @@ async fn main() {
             );
             println!("{result}");
         }
+        Scenario::Idle { connections, nodes } => {
+            let result = idle::run_cluster(nodes, connections).await;
+            println!("| node | connections open | server RSS before | after |");
+            println!("| --- | --- | --- | --- |");
+            for node in 0..nodes {
+                println!(
+                    "| node-{node} | {} | {} KiB | {} KiB |",
+                    result["openPerNode"][node],
+                    result["serverRssBeforeKiB"][node],
+                    result["serverRssAfterKiB"][node]
+                );
+            }
+            println!(
+                "\n{} connections on {nodes} nodes: {:.1} KiB of server memory per connection, \
+                 {} bytes of Redis per connection, opened in {:.1} s",
+                result["connections"],
+                result["kibPerConnection"].as_f64().unwrap(),
+                result["redisBytesPerConnection"]
+                    .as_f64()
+                    .map_or("?".to_string(), |bytes| format!("{bytes:.0}")),
+                result["connectSeconds"].as_f64().unwrap()
+            );
+            println!("{result}");
+        }
+        Scenario::IdleWorker {
+            base,
+            key,
+            count,
+            block,
+        } => idle::worker(base, key, count, block).await,
         Scenario::Flaky {
             visitors,
             seconds,

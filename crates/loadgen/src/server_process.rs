@@ -23,6 +23,13 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server with `settings` (TOML) and waits until it answers.
     pub async fn start(settings: &str) -> ServerProcess {
+        ServerProcess::start_node(settings, &[], None).await
+    }
+
+    /// Starts a server with `settings` (TOML) and extra command-line `args` and waits until it
+    /// answers. Its demo workspace is `demo` when given (a node joining a store another node
+    /// filled; start it with `--no-demo`), else the one it wrote itself.
+    pub async fn start_node(settings: &str, args: &[String], demo: Option<Value>) -> ServerProcess {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("switchboard.toml");
         std::fs::write(&config, settings).unwrap();
@@ -44,6 +51,7 @@ impl ServerProcess {
             .arg(&config)
             .arg("--data-dir")
             .arg(dir.path())
+            .args(args)
             .env("SWITCHBOARD_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -52,19 +60,16 @@ impl ServerProcess {
         let base = format!("127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..400 {
-            if http
-                .get(format!("http://{base}/healthz"))
-                .send()
-                .await
-                .is_ok()
-            {
+            let ready = http.get(format!("http://{base}/readyz")).send().await;
+            if ready.is_ok_and(|response| response.status().is_success()) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        let demo: Value =
+        let demo = demo.unwrap_or_else(|| {
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json")).unwrap())
-                .unwrap();
+                .unwrap()
+        });
         ServerProcess {
             child,
             base,
