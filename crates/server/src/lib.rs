@@ -15,6 +15,7 @@ pub mod rest;
 pub mod server;
 pub mod snake;
 pub mod time_format;
+pub mod web;
 
 pub use config::Settings;
 pub use server::{start, RunningServer, StartError};

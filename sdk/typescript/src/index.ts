@@ -16,6 +16,7 @@ export {
 export {
   VisitorClient,
   type AccountStatus,
+  type ConnectionState,
   type Contact,
   type Conversation,
   type InitializedData,

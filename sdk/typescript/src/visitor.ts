@@ -40,8 +40,16 @@ export interface InitializedData {
   messages: Message[];
 }
 
+/** Whether the live connection is up: `reconnecting` while it is being re-established. */
+export type ConnectionState = "connected" | "reconnecting";
+
 export interface VisitorEvents {
   initialized: InitializedData;
+  connection: ConnectionState;
+  /** A message changed: its `status` became `delivered` or `read`, or its content was edited. */
+  "chat.message_updated": { message: Message };
+  /** The conversation's status changed (`open`, `pending`, `resolved`, ...). */
+  "chat.status_changed": { conversationId: number; status: string };
   "account.status_updated": AccountStatus;
   "chat.message_received": { message: Message };
   "chat.agent_typing": { isTyping: boolean; agent: Record<string, unknown> };
@@ -136,12 +144,13 @@ export class VisitorClient {
   }
 
   /** Sends a text message; while offline it is queued and sent once on reconnect. */
-  chatMessage(input: { content: { type: "text"; text: string } }): Promise<Message> {
+  /** `echoId` names the message before it is stored (it comes back on the message). */
+  chatMessage(input: { content: { type: "text"; text: string }; echoId?: string }): Promise<Message> {
     if (input?.content?.type !== "text" || typeof input.content.text !== "string") {
       return Promise.reject(new Error("chatMessage takes {content: {type: 'text', text}}"));
     }
     return new Promise((resolve, reject) => {
-      const queued = { text: input.content.text, echoId: echoId(), resolve, reject };
+      const queued = { text: input.content.text, echoId: input.echoId ?? echoId(), resolve, reject };
       if (this.online) {
         void this.send(queued);
       } else {
@@ -167,6 +176,15 @@ export class VisitorClient {
       this.contact?.pubsub_token,
       {},
     );
+  }
+
+  /** Downloads an attachment of the conversation (its `data_url`) with the visitor's credentials. */
+  async chatDownload(url: string): Promise<Blob> {
+    const response = await fetch(new URL(url, this.options.baseUrl), {
+      headers: { authorization: `Bearer ${this.contact?.pubsub_token ?? ""}` },
+    });
+    if (!response.ok) throw new Error(`the attachment could not be downloaded (${response.status})`);
+    return response.blob();
   }
 
   /** Tells the agents whether the visitor is typing. */
@@ -235,8 +253,10 @@ export class VisitorClient {
     socket.onclose = () => {
       if (this.socket !== socket) return;
       this.socket = undefined;
+      const wasOnline = this.online;
       this.online = false;
       if (this.stopped) return;
+      if (wasOnline || this.attempts === 0) this.emit("connection", "reconnecting");
       this.attempts += 1;
       this.retryTimer = setTimeout(() => this.open(), backoff(this.attempts, this.options.reconnectDelay ?? 500));
     };
@@ -283,6 +303,7 @@ export class VisitorClient {
       for (const message of messages) this.seen.add(message.id);
       this.attempts = 0;
       this.online = true;
+      this.emit("connection", "connected");
       this.emit("initialized", {
         account: { status: inbox.account_status },
         contact: this.contact as Contact,
@@ -323,6 +344,14 @@ export class VisitorClient {
         if (data?.conversation_id !== conversationId || this.seen.has(data.id)) return;
         this.seen.add(data.id);
         this.emit("chat.message_received", { message: data as Message });
+        return;
+      case "message.updated":
+        if (data?.conversation_id !== conversationId) return;
+        this.emit("chat.message_updated", { message: data as Message });
+        return;
+      case "conversation.status_changed":
+        if (data?.id !== conversationId) return;
+        this.emit("chat.status_changed", { conversationId: data.id, status: String(data.status) });
         return;
       case "conversation.typing_on":
       case "conversation.typing_off":

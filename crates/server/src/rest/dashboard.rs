@@ -92,7 +92,15 @@ async fn get_conversation(
         .engine
         .get_conversation(&principal, ConversationId(id))
         .await?;
-    Ok(Json(json::conversation(&conversation)))
+    let mut value = json::conversation(&conversation);
+    // Whether the visitor is connected now, on any node (a dashboard's starting point; changes
+    // arrive as `presence.update`).
+    let presence = state
+        .engine
+        .contact_presence(conversation.account_id, conversation.contact_id)
+        .await;
+    value["contactPresence"] = json!(presence.as_str());
+    Ok(Json(value))
 }
 
 #[derive(Deserialize)]

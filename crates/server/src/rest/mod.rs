@@ -57,6 +57,7 @@ pub fn router(upload_max_bytes: usize) -> Router<AppState> {
         .merge(public::routes())
         .merge(transcripts::routes())
         .merge(uploads::routes(upload_max_bytes))
+        .merge(crate::web::routes())
 }
 
 /// An error answered over HTTP.

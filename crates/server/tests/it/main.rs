@@ -4,6 +4,7 @@ mod common;
 
 mod agent_side;
 mod bad_input;
+mod browser;
 mod cable;
 mod cli;
 mod client;
