@@ -199,6 +199,7 @@ async function startSession(): Promise<void> {
   });
   if (!response.ok) throw new Error(`the demo session could not start (${response.status})`);
   session = await response.json();
+  document.body.dataset.session = session?.sessionId ?? "";
 }
 
 function connect(): void {

@@ -16,7 +16,7 @@ const demo = JSON.parse(process.env.SWITCHBOARD_DEMO);
 const shots = process.env.SCREENSHOTS;
 rmSync(shots, { recursive: true, force: true });
 mkdirSync(shots, { recursive: true });
-const TIMEOUT = 15_000;
+const TIMEOUT = 30_000;
 
 /** A TCP proxy in front of the server whose connections can be cut: the visitor's network. */
 function cuttableProxy(target) {
@@ -228,5 +228,20 @@ test("on /demo the bot's commands drive the sample app", async () => {
   await app.locator("[data-testid='nav-contacts']").click();
   await app.locator("[data-testid='contact-list']").waitFor();
   await shot(page, "12-demo-contacts");
+  const session = await page.locator("body").getAttribute("data-session");
+  let events = [];
+  for (let i = 0; i < 100 && !events.some((e) => e.selector === "[data-testid='nav-contacts']"); i++) {
+    const response = await fetch(`${base}/api/v1/session/${session}/iframe_events`, {
+      headers: { authorization: `Bearer ${demo.apiKey}` },
+    });
+    assert.equal(response.status, 200);
+    events = await response.json();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const click = events.find((e) => e.selector === "[data-testid='nav-contacts']");
+  assert.ok(click, `the click was reported: ${JSON.stringify(events)}`);
+  assert.equal(click.event, "click");
+  // Only the visitor's own clicks: the bot's commands are not reported as the visitor's.
+  assert.ok(!events.some((e) => e.selector === "[data-testid='new-deal']"), JSON.stringify(events));
   await context.close();
 });

@@ -567,6 +567,27 @@ impl Engine {
     }
 
     /// Ends a demo session; its sockets close normally.
+    /// The `iframe_event`s a session's visitor reported, oldest first: analytics for the
+    /// account's back end (the API key) and its agents.
+    pub async fn iframe_events(
+        &self,
+        principal: &Principal,
+        session_id: &SessionId,
+    ) -> Result<Vec<IframeEvent>, EngineError> {
+        if !matches!(
+            principal,
+            Principal::Integration { .. } | Principal::Agent { .. }
+        ) {
+            return Err(DomainError::Forbidden.into());
+        }
+        self.store
+            .session(session_id)
+            .await?
+            .filter(|session| session.account_id == principal.account_id())
+            .ok_or(DomainError::NotFound)?;
+        Ok(self.store.iframe_events(session_id).await?)
+    }
+
     pub async fn end_session(
         &self,
         principal: &Principal,

@@ -39,6 +39,10 @@ pub fn router(upload_max_bytes: usize) -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/api/v1/session", post(start_session))
         .route("/api/v1/session/{session_id}/end", post(end_session))
+        .route(
+            "/api/v1/session/{session_id}/iframe_events",
+            get(iframe_events),
+        )
         .route("/api/v1/bots", post(create_bot).get(admin::list_bots))
         .route(
             "/api/v1/bots/{bot_id}",
@@ -342,6 +346,33 @@ async fn end_session(
         "conversationId": ended.conversation_id.0,
         "endedAt": ended.ended_at.map(iso8601),
     })))
+}
+
+/// `GET /api/v1/session/:id/iframe_events`: what the visitor did in the demo page's iframe.
+async fn iframe_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let principal = principal(&state, &headers).await?;
+    let events = state
+        .engine
+        .iframe_events(&principal, &SessionId(session_id))
+        .await?;
+    Ok(Json(serde_json::Value::Array(
+        events
+            .iter()
+            .map(|event| {
+                json!({
+                    "event": event.event,
+                    "selector": event.selector,
+                    "url": event.url,
+                    "conversationId": event.conversation_id.0,
+                    "createdAt": iso8601(event.created_at),
+                })
+            })
+            .collect(),
+    )))
 }
 
 #[derive(Deserialize)]

@@ -53,6 +53,24 @@ async fn create_connect_chat_drive_the_iframe_capture_a_lead_and_end() {
     assert_eq!(events[0].event, "click");
     assert_eq!(events[0].selector.as_deref(), Some("#btn"));
     assert_eq!(events[0].url.as_deref(), Some("/dashboard"));
+    // The account reads them back over REST; nobody else does.
+    let path = format!("/api/v1/session/{}/iframe_events", session.id);
+    let (status, listed) = server.get(&path, &server.api_key()).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed[0]["selector"], "#btn");
+    assert_eq!(listed[0]["url"], "/dashboard");
+    let admin = server.demo["agent"]["accessToken"].as_str().unwrap();
+    assert_eq!(server.get(&path, admin).await.0, 200);
+    assert_eq!(server.get(&path, &server.publishable_key()).await.0, 403);
+    let other = server.engine().create_account("Other").await.unwrap();
+    assert_eq!(server.get(&path, &other.api_key).await.0, 404);
+    assert_eq!(
+        server
+            .get("/api/v1/session/sess_nope/iframe_events", &server.api_key())
+            .await
+            .0,
+        404
+    );
 
     // Pricing brings the lead form, after the reply.
     ws.say("Tell me about pricing", None).await;
