@@ -118,6 +118,11 @@ class Dashboard {
       void api(this.token, "PATCH", "/api/v1/profile", { availability: this.availability.value });
     });
     this.filter.addEventListener("change", () => void this.loadList());
+    this.earlier.addEventListener("click", () => {
+      if (!this.open) return;
+      const from = Math.max(0, this.open.firstSeq - 1 - PAGE);
+      void this.page(from, this.open.firstSeq - 1 - from, true);
+    });
     this.bell.addEventListener("click", () => {
       this.notifications.hidden = !this.notifications.hidden;
     });
@@ -300,11 +305,6 @@ class Dashboard {
         clientMessageId,
       }).then((message) => this.showMessage(message));
     });
-    this.earlier.addEventListener("click", () => {
-      if (!this.open) return;
-      const from = Math.max(0, this.open.firstSeq - 1 - PAGE);
-      void this.page(from, this.open.firstSeq - 1 - from, true);
-    });
     this.messages.replaceChildren();
     this.view.replaceChildren(this.header, this.earlier, this.messages, this.visitorTyping, form);
     this.renderHeader();
@@ -341,8 +341,10 @@ class Dashboard {
     if (this.open !== open) return;
     if (earlier) {
       const anchor = this.messages.firstChild;
-      for (const message of messages) this.messages.insertBefore(this.render(message), anchor);
-      open.firstSeq = afterSeq + 1;
+      for (const message of messages) {
+        if (!this.messages.querySelector(`[data-seq="${message.seq}"]`)) this.messages.insertBefore(this.render(message), anchor);
+      }
+      open.firstSeq = Math.min(open.firstSeq, afterSeq + 1);
     } else {
       for (const message of messages) this.showMessage(message);
     }
@@ -357,8 +359,11 @@ class Dashboard {
   private showMessage(message: Message): void {
     const open = this.open;
     if (!open || message.conversationId !== open.id) return;
-    const existing = this.messages.querySelector(`[data-seq="${message.seq}"]`);
+    const existing = this.messages.querySelector<HTMLElement>(`[data-seq="${message.seq}"]`);
     if (existing) {
+      // Receipts only move forward: a `delivered` that arrives after `read` changes nothing.
+      const rank = (status?: string) => ["sent", "delivered", "read"].indexOf(status ?? "");
+      if (rank(message.status) < rank(existing.dataset.status)) message = { ...message, status: existing.dataset.status as string };
       existing.replaceWith(this.render(message));
       return;
     }
@@ -377,6 +382,7 @@ class Dashboard {
       "li",
       {
         "data-seq": String(message.seq),
+        "data-status": message.status,
         class: `${message.messageType} ${message.private ? "private" : ""}`,
       },
       message.content ?? "",
@@ -427,7 +433,13 @@ class Dashboard {
   private addNotification(notification: any): void {
     if (!notification?.readAt) this.notificationCount += 1;
     this.bell.textContent = `Notifications: ${this.notificationCount}`;
-    const text = `${notification.notificationType ?? notification.kind ?? "notification"}${notification.conversationId ? ` · conversation #${notification.conversationId}` : ""}`;
+    const kinds: Record<string, string> = {
+      conversation_assignment: "Assigned to you",
+      conversation_creation: "New conversation",
+      assigned_conversation_new_message: "New message",
+    };
+    const kind = kinds[notification.notificationType] ?? "Notification";
+    const text = `${kind}${notification.conversationId ? ` · conversation #${notification.conversationId}` : ""}`;
     const item = el("button", { type: "button" }, text);
     item.addEventListener("click", () => {
       void api(this.token, "POST", `/api/v1/notifications/${notification.id}/read`, {}).catch(() => {});

@@ -42,7 +42,13 @@ function cuttableProxy(target) {
     upstream.on("error", drop).on("close", drop);
   });
   return {
-    listen: () => new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${server.address().port}`))),
+    listen: () =>
+      new Promise((resolve) =>
+        server.listen(0, "127.0.0.1", () => {
+          server.unref(); // a failed test must not keep the process alive
+          resolve(`http://127.0.0.1:${server.address().port}`);
+        }),
+      ),
     cut() {
       cut = true;
       for (const socket of sockets) socket.destroy();
@@ -156,6 +162,31 @@ test("a visitor on the widget and an agent on the dashboard talk live, through a
   await thread.getByText("Are you still there?").waitFor();
   assert.equal(await thread.locator("li", { hasText: "Are you still there?" }).count(), 1);
 
+  // Another conversation is assigned to the agent by the back end: a notification, which
+  // opens it.
+  const other = await (
+    await fetch(`${base}/api/v1/session`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${demo.publishableKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ agentId: "demo" }),
+    })
+  ).json();
+  const assigned = await fetch(`${base}/api/v1/conversations/${other.conversationId}/assignments`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${demo.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ assigneeId: demo.agent.id }),
+  });
+  assert.equal(assigned.status, 200, await assigned.text());
+  const bell = agent.getByRole("button", { name: "Notifications: 1" });
+  await bell.waitFor();
+  await bell.click();
+  await agent.getByRole("list", { name: "Notifications" }).getByRole("button", { name: `conversation #${other.conversationId}` }).click();
+  await agent.getByRole("heading", { name: `Conversation #${other.conversationId}` }).waitFor();
+  // Back to the visitor's conversation.
+  await agent.locator(`[data-conversation]`, { hasText: "mine" }).first().waitFor();
+  await agent.locator("[data-conversation]").filter({ hasNotText: `#${other.conversationId}` }).filter({ hasText: "mine" }).click();
+  await thread.getByText("Are you still there?").waitFor();
+
   // Replying made the agent the assignee; a private note never reaches the visitor.
   await agent.getByRole("button", { name: "Assigned to me" }).waitFor();
   await agent.getByLabel("Private note").check();
@@ -184,6 +215,28 @@ test("a visitor on the widget and an agent on the dashboard talk live, through a
   await agent.getByLabel("Show").selectOption("pending");
   await agent.locator("[data-conversation]", { hasText: "mine" }).waitFor();
   await shot(agent, "08-dashboard-pending");
+
+  // A long history is paged by seq: the latest page first, earlier ones on request.
+  const conversationId = Number(await agent.locator("[data-conversation]", { hasText: "mine" }).getAttribute("data-conversation"));
+  for (let n = 0; n < 60; n++) {
+    const response = await fetch(`${base}/api/v1/conversations/${conversationId}/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${demo.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ content: `History line ${n}`, clientMessageId: `history-${n}` }),
+    });
+    assert.equal(response.status, 201);
+  }
+  await thread.getByText("History line 59").waitFor();
+  // Opened afresh (a reload keeps the sign-in): the latest page only.
+  await agent.reload();
+  await agent.getByText("● Live").waitFor();
+  await agent.getByLabel("Show").selectOption("pending");
+  await agent.locator("[data-conversation]", { hasText: "mine" }).click();
+  await thread.getByText("History line 59").waitFor();
+  assert.equal(await thread.getByText("Hello, I need help with my invoice").count(), 0);
+  await agent.getByRole("button", { name: "Load earlier messages" }).click();
+  await thread.getByText("Hello, I need help with my invoice").waitFor();
+  assert.equal(await thread.locator("li", { hasText: "History line 30" }).count(), 1);
 
   // The visitor leaves: the agent sees it go offline.
   await visitorContext.close();
