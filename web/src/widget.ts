@@ -105,7 +105,8 @@ function boot(): void {
     visitorToken: localStorage.getItem(storageKey) ?? undefined,
   });
   const items = new Map<string, HTMLLIElement>();
-  const agentsJoined = new Set<string>();
+  // Human agents who wrote in this conversation, by id: their name, and whether they are here.
+  const agents = new Map<string, { name: string; here: boolean }>();
   let open = false;
 
   const setOpen = (value: boolean) => {
@@ -137,9 +138,10 @@ function boot(): void {
     const key = (mine && message.echo_id) || `id:${message.id}`;
     let item = items.get(key) ?? items.get(`id:${message.id}`);
     const sender = message.sender;
-    if (!mine && sender?.type === "user" && sender.name && !agentsJoined.has(sender.name)) {
-      agentsJoined.add(sender.name);
-      note(`${sender.name} joined the conversation`);
+    if (!mine && sender?.type === "user" && sender.name) {
+      const id = String(sender.id);
+      if (!agents.get(id)?.here) note(`${sender.name} joined the conversation`);
+      agents.set(id, { name: sender.name, here: true });
     }
     if (!item) {
       item = el("li", { class: mine ? "mine" : "theirs" }) as HTMLLIElement;
@@ -193,6 +195,19 @@ function boot(): void {
   client.on("chat.agent_typing", ({ isTyping, agent }) => {
     const name = (agent as { name?: string }).name ?? "Support";
     typing.textContent = isTyping ? `${name} is typing…` : "";
+  });
+  client.on("chat.presence_changed", ({ agents: changed }) => {
+    for (const [id, state] of Object.entries(changed)) {
+      const agent = agents.get(id);
+      if (!agent) continue;
+      if (state === "offline" && agent.here) {
+        agent.here = false;
+        note(`${agent.name} left the conversation`);
+      } else if (state !== "offline" && !agent.here) {
+        agent.here = true;
+        note(`${agent.name} joined the conversation`);
+      }
+    }
   });
   client.on("chat.status_changed", ({ status: state }) => {
     if (state === "resolved") note("The conversation was closed. Write again any time.");

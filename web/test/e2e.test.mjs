@@ -205,10 +205,16 @@ test("a visitor on the widget and an agent on the dashboard talk live, through a
   assert.equal(await widget.getByText("Internal: customer").count(), 0);
 
   // The agent chooses to be offline: the visitor sees the team away; and back.
+  // The widget tells the visitor the agent left, and came back.
+  const left = widget.getByText("Demo Admin left the conversation");
+  const joined = widget.getByText("Demo Admin joined the conversation");
+  const [leftBefore, joinedBefore] = [await left.count(), await joined.count()];
   await agent.getByLabel("My availability").selectOption("offline");
   await widget.getByText("We'll reply soon").waitFor();
+  await left.nth(leftBefore).waitFor();
   await agent.getByLabel("My availability").selectOption("online");
   await widget.getByText("We're online").waitFor();
+  await joined.nth(joinedBefore).waitFor();
 
   // Status: set pending, the conversation moves to the pending list.
   await agent.getByLabel("Status").selectOption("pending");

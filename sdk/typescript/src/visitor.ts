@@ -48,6 +48,8 @@ export interface VisitorEvents {
   connection: ConnectionState;
   /** A message changed: its `status` became `delivered` or `read`, or its content was edited. */
   "chat.message_updated": { message: Message };
+  /** Agents' presence changed: `{agentId: "online" | "busy" | "offline"}`. */
+  "chat.presence_changed": { agents: Record<string, string> };
   /** The conversation's status changed (`open`, `pending`, `resolved`, ...). */
   "chat.status_changed": { conversationId: number; status: string };
   "account.status_updated": AccountStatus;
@@ -361,6 +363,11 @@ export class VisitorClient {
       case "conversation.read":
         if (data?.id !== conversationId) return;
         this.emit("chat.contact_read", { conversationId: data.id, lastSeenAt: data.contact_last_seen_at });
+        return;
+      case "presence.update":
+        if (data?.users && Object.keys(data.users).length > 0) {
+          this.emit("chat.presence_changed", { agents: data.users as Record<string, string> });
+        }
         return;
       case "account.status_updated":
         this.emit("account.status_updated", data?.status as AccountStatus);
