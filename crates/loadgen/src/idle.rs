@@ -18,6 +18,28 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens a session socket for each of `sessions`, from loopback source addresses
+/// `127.BLOCK.0.2` on, 4,000 per address so back-to-back runs do not run out of ports while the
+/// last run's sockets sit in TIME_WAIT.
+async fn open_sockets(base: &str, sessions: &[Value], block: usize, label: &str) -> Vec<Socket> {
+    let mut sockets = Vec::with_capacity(sessions.len());
+    for (index, session) in sessions.iter().enumerate() {
+        let source = format!("127.{block}.0.{}:0", 2 + index / 4_000);
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(source.parse().unwrap()).unwrap();
+        let stream = socket.connect(base.parse().unwrap()).await.unwrap();
+        let url = crate::session_url(base, session);
+        let (ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+        sockets.push(ws);
+        if (index + 1) % 5_000 == 0 {
+            eprintln!("  … {label}{} connections open", index + 1);
+        }
+    }
+    sockets
+}
+
 pub async fn run(connections: usize) -> Value {
     let server = ServerProcess::start("").await;
     let (base, demo) = (server.base.clone(), server.demo.clone());
@@ -34,21 +56,7 @@ pub async fn run(connections: usize) -> Value {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(server.pid());
     let started = Instant::now();
-    let mut sockets = Vec::with_capacity(connections);
-    for (index, session) in sessions.iter().enumerate() {
-        // 4,000 per source address, so back-to-back runs do not run out of ports while the
-        // last run's sockets sit in TIME_WAIT.
-        let source = format!("127.0.0.{}:0", 2 + index / 4_000);
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(source.parse().unwrap()).unwrap();
-        let stream = socket.connect(base.parse().unwrap()).await.unwrap();
-        let url = crate::session_url(&base, session);
-        let (ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
-        sockets.push(ws);
-        if (index + 1) % 2_000 == 0 {
-            eprintln!("  … {} connections open", index + 1);
-        }
-    }
+    let sockets = open_sockets(&base, &sessions, 0, "").await;
     let connect_seconds = started.elapsed().as_secs_f64();
     // Let the server settle (sessions joined, feeds open, presence published).
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -269,19 +277,7 @@ pub async fn worker(base: String, key: String, count: usize, block: usize) {
             break;
         }
     }
-    let mut sockets = Vec::with_capacity(count);
-    for (index, session) in sessions.iter().enumerate() {
-        let source = format!("127.{}.0.{}:0", 10 + block, 2 + index / 4_000);
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(source.parse().unwrap()).unwrap();
-        let stream = socket.connect(base.parse().unwrap()).await.unwrap();
-        let url = crate::session_url(&base, session);
-        let (ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
-        sockets.push(ws);
-        if (index + 1) % 5_000 == 0 {
-            eprintln!("  … node {block}: {} connections open", index + 1);
-        }
-    }
+    let sockets = open_sockets(&base, &sessions, 10 + block, &format!("node {block}: ")).await;
     println!("open {}", sockets.len());
     // Held until the coordinator closes our standard input.
     for line in stdin.by_ref() {

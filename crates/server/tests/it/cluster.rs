@@ -129,6 +129,35 @@ impl Drop for Node {
     }
 }
 
+/// What a cluster of test nodes shares: a fresh database, a bus prefix, a data directory.
+struct Shared {
+    database: TempDatabase,
+    bus: String,
+    dir: tempfile::TempDir,
+}
+
+impl Shared {
+    async fn new() -> Shared {
+        Shared {
+            database: TempDatabase::create().await,
+            bus: format!("redis://127.0.0.1:6379/?prefix={}", unique_prefix()),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn node(&self, id: &str, first: bool) -> Node {
+        Node::start(id, &self.database.url, &self.bus, self.dir.path(), first).await
+    }
+}
+
+/// Nodes `a` (which created the demo workspace) and `b`, and what they share.
+async fn two_nodes() -> (Shared, Node, Node) {
+    let shared = Shared::new().await;
+    let a = shared.node("a", true).await;
+    let b = shared.node("b", false).await;
+    (shared, a, b)
+}
+
 /// Reads frames until one whose text contains `needle`.
 async fn until_text(ws: &mut Ws, needle: &str) -> Value {
     loop {
@@ -141,11 +170,7 @@ async fn until_text(ws: &mut Ws, needle: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_and_an_agent_on_two_nodes_and_a_node_killed_without_loss() {
-    let database = TempDatabase::create().await;
-    let bus = format!("redis://127.0.0.1:6379/?prefix={}", unique_prefix());
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = Node::start("a", &database.url, &bus, dir.path(), true).await;
-    let b = Node::start("b", &database.url, &bus, dir.path(), false).await;
+    let (_shared, mut a, b) = two_nodes().await;
     let agent = a.server.demo["agent"]["accessToken"]
         .as_str()
         .unwrap()
@@ -236,11 +261,7 @@ async fn account_status(node: &Node) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_the_same_from_every_node_and_a_dead_nodes_principals_go_offline() {
-    let database = TempDatabase::create().await;
-    let bus = format!("redis://127.0.0.1:6379/?prefix={}", unique_prefix());
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = Node::start("a", &database.url, &bus, dir.path(), true).await;
-    let b = Node::start("b", &database.url, &bus, dir.path(), false).await;
+    let (_shared, mut a, b) = two_nodes().await;
     let agent = a.server.demo["agent"]["accessToken"]
         .as_str()
         .unwrap()
@@ -351,12 +372,10 @@ async fn follow(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_three_nodes_under_traffic_loses_nothing() {
     const MESSAGES: usize = 90;
-    let database = TempDatabase::create().await;
-    let bus = format!("redis://127.0.0.1:6379/?prefix={}", unique_prefix());
-    let dir = tempfile::tempdir().unwrap();
-    let mut nodes = vec![Node::start("a", &database.url, &bus, dir.path(), true).await];
+    let shared = Shared::new().await;
+    let mut nodes = vec![shared.node("a", true).await];
     for id in ["b", "c"] {
-        nodes.push(Node::start(id, &database.url, &bus, dir.path(), false).await);
+        nodes.push(shared.node(id, false).await);
     }
     let demo = nodes[0].server.demo.clone();
     let agent = demo["agent"]["accessToken"].as_str().unwrap().to_string();
