@@ -97,7 +97,7 @@ class Dashboard {
   private readonly filter = el("select", { id: "filter", "aria-label": "Show" }) as HTMLSelectElement;
   private readonly availability = el("select", { id: "availability", "aria-label": "My availability" }) as HTMLSelectElement;
   private readonly connection = el("span", { class: "connection", role: "status" }, "Connecting…");
-  private readonly bell = el("button", { type: "button", class: "bell", "aria-haspopup": "true" }, "Notifications: 0");
+  private readonly bell = el("button", { type: "button", class: "bell", "aria-haspopup": "true", "aria-expanded": "false" }, "Notifications: 0");
   private readonly notifications = el("ul", { class: "notifications", hidden: "", "aria-label": "Notifications" });
   private readonly view = el("main", { class: "view", "aria-label": "Conversation" }, el("p", { class: "empty" }, "Choose a conversation."));
 
@@ -125,6 +125,14 @@ class Dashboard {
     });
     this.bell.addEventListener("click", () => {
       this.notifications.hidden = !this.notifications.hidden;
+      this.bell.setAttribute("aria-expanded", String(!this.notifications.hidden));
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !this.notifications.hidden) {
+        this.notifications.hidden = true;
+        this.bell.setAttribute("aria-expanded", "false");
+        this.bell.focus();
+      }
     });
     const signOut = el("button", { type: "button" }, "Sign out");
     signOut.addEventListener("click", () => {
@@ -442,6 +450,12 @@ class Dashboard {
     const text = `${kind}${notification.conversationId ? ` · conversation #${notification.conversationId}` : ""}`;
     const item = el("button", { type: "button" }, text);
     item.addEventListener("click", () => {
+      this.notifications.hidden = true;
+      if (!notification.readAt) {
+        notification.readAt = new Date().toISOString();
+        this.notificationCount = Math.max(0, this.notificationCount - 1);
+        this.bell.textContent = `Notifications: ${this.notificationCount}`;
+      }
       void api(this.token, "POST", `/api/v1/notifications/${notification.id}/read`, {}).catch(() => {});
       if (notification.conversationId) void this.openConversation(notification.conversationId);
     });

@@ -182,10 +182,30 @@ test("a visitor on the widget and an agent on the dashboard talk live, through a
   await bell.click();
   await agent.getByRole("list", { name: "Notifications" }).getByRole("button", { name: `conversation #${other.conversationId}` }).click();
   await agent.getByRole("heading", { name: `Conversation #${other.conversationId}` }).waitFor();
+  // A new, unassigned conversation appears live; the agent takes it.
+  const third = await (
+    await fetch(`${base}/api/v1/session`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${demo.publishableKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ agentId: "demo" }),
+    })
+  ).json();
+  const unassigned = agent.locator(`[data-conversation="${third.conversationId}"]`);
+  await unassigned.getByText("unassigned").waitFor();
+  await unassigned.click();
+  await agent.getByRole("button", { name: "Assign to me" }).click();
+  await agent.getByRole("button", { name: "Assigned to me" }).waitFor();
+  await unassigned.getByText("mine").waitFor();
+
   // Back to the visitor's conversation.
-  await agent.locator(`[data-conversation]`, { hasText: "mine" }).first().waitFor();
-  await agent.locator("[data-conversation]").filter({ hasNotText: `#${other.conversationId}` }).filter({ hasText: "mine" }).click();
+  await agent
+    .locator("[data-conversation]")
+    .filter({ hasNotText: `#${other.conversationId}` })
+    .filter({ hasNotText: `#${third.conversationId}` })
+    .filter({ hasText: "mine" })
+    .click();
   await thread.getByText("Are you still there?").waitFor();
+  const visitorConversation = Number((await agent.getByRole("heading", { level: 2 }).textContent()).replace(/\D/g, ""));
 
   // Replying made the agent the assignee; a private note never reaches the visitor.
   await agent.getByRole("button", { name: "Assigned to me" }).waitFor();
@@ -219,11 +239,12 @@ test("a visitor on the widget and an agent on the dashboard talk live, through a
   // Status: set pending, the conversation moves to the pending list.
   await agent.getByLabel("Status").selectOption("pending");
   await agent.getByLabel("Show").selectOption("pending");
-  await agent.locator("[data-conversation]", { hasText: "mine" }).waitFor();
+  const mine = agent.locator(`[data-conversation="${visitorConversation}"]`);
+  await mine.getByText("mine").waitFor();
   await shot(agent, "08-dashboard-pending");
 
   // A long history is paged by seq: the latest page first, earlier ones on request.
-  const conversationId = Number(await agent.locator("[data-conversation]", { hasText: "mine" }).getAttribute("data-conversation"));
+  const conversationId = visitorConversation;
   for (let n = 0; n < 60; n++) {
     const response = await fetch(`${base}/api/v1/conversations/${conversationId}/messages`, {
       method: "POST",
@@ -237,7 +258,7 @@ test("a visitor on the widget and an agent on the dashboard talk live, through a
   await agent.reload();
   await agent.getByText("● Live").waitFor();
   await agent.getByLabel("Show").selectOption("pending");
-  await agent.locator("[data-conversation]", { hasText: "mine" }).click();
+  await mine.click();
   await thread.getByText("History line 59").waitFor();
   assert.equal(await thread.getByText("Hello, I need help with my invoice").count(), 0);
   await agent.getByRole("button", { name: "Load earlier messages" }).click();
