@@ -21,6 +21,12 @@ pub struct Feed {
     cursor: SeqCursor,
     /// Where a replay is owed from, decided when the feed opened.
     pending_replay: Option<Seq>,
+    /// Taken from the subscription, not yet admitted; and admitted, not yet handed out. Kept
+    /// here, not in `next`'s future, so that `next` is cancel-safe: a connection's loop drops
+    /// it whenever another branch of its `select!` wins (a frame from the client), possibly
+    /// while a gap fill waits for the store, and nothing taken may be lost with it.
+    queued: std::collections::VecDeque<Delivery>,
+    ready: Vec<Delivery>,
 }
 
 /// What the feed yields next.
@@ -47,6 +53,8 @@ impl Feed {
             subscription,
             cursor: SeqCursor::new(last_sent),
             pending_replay,
+            queued: std::collections::VecDeque::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -87,30 +95,34 @@ impl Feed {
     }
 
     /// Waits for the next events and returns them ready to send (gaps filled, duplicates
-    /// dropped).
+    /// dropped). Cancel-safe: dropped before it returns, it loses nothing, and the next call
+    /// carries on where it stopped.
     pub async fn next(&mut self) -> FeedItem {
         loop {
-            let queued = match self.subscription.recv().await {
-                Received::Deliveries(queued) => queued,
-                Received::Evicted(eviction) => return FeedItem::Evicted(eviction),
-            };
-            let ready = self.admit_all(queued).await;
-            if !ready.is_empty() {
-                return FeedItem::Deliveries(ready);
+            if self.queued.is_empty() && self.ready.is_empty() {
+                match self.subscription.recv().await {
+                    Received::Deliveries(queued) => self.queued.extend(queued),
+                    Received::Evicted(eviction) => return FeedItem::Evicted(eviction),
+                }
+            }
+            self.admit_queued().await;
+            if !self.ready.is_empty() {
+                return FeedItem::Deliveries(std::mem::take(&mut self.ready));
             }
         }
     }
 
-    /// Admits queued deliveries in order: duplicates dropped, gaps filled from the store.
-    async fn admit_all(&mut self, queued: Vec<Delivery>) -> Vec<Delivery> {
-        let mut ready = Vec::with_capacity(queued.len());
-        for delivery in queued {
+    /// Admits the queued deliveries in order into `ready`: duplicates dropped, gaps filled from
+    /// the store. Each delivery leaves the queue only once its admission is recorded, with no
+    /// wait in between, so a cancelled call leaves the queue and cursor consistent.
+    async fn admit_queued(&mut self) {
+        while let Some(delivery) = self.queued.front().cloned() {
             match self.admit(delivery).await {
-                Ok(deliveries) => ready.extend(deliveries),
+                Ok(deliveries) => self.ready.extend(deliveries),
                 Err(error) => tracing::warn!(%error, "could not fill a gap in a conversation feed"),
             }
+            self.queued.pop_front();
         }
-        ready
     }
 
     /// Moves the cursor over `messages` and keeps those this principal may see (a visitor's
@@ -136,10 +148,11 @@ impl Feed {
     /// Whatever is already queued for this connection, ready to send, without waiting: what a
     /// graceful shutdown flushes before it says goodbye.
     pub async fn drain(&mut self) -> Vec<Delivery> {
-        match self.subscription.try_recv() {
-            Some(Received::Deliveries(queued)) => self.admit_all(queued).await,
-            _ => Vec::new(),
+        if let Some(Received::Deliveries(queued)) = self.subscription.try_recv() {
+            self.queued.extend(queued);
         }
+        self.admit_queued().await;
+        std::mem::take(&mut self.ready)
     }
 
     async fn admit(&mut self, delivery: Delivery) -> Result<Vec<Delivery>, EngineError> {
