@@ -186,6 +186,12 @@ async fn bad_socket_io_input_is_answered_and_harms_nobody() {
         ("not a packet", Message::Text("99 not a packet".into())),
         ("invalid UTF-8", invalid_utf8_text()),
         ("larger than maxPayload", Message::Text(oversized.into())),
+        // Socket.IO sends binary frames only as attachments announced by a binary packet; an
+        // unannounced one is a parse error that ends its connection, as in the reference server.
+        (
+            "unannounced binary frame",
+            Message::Binary(vec![0xff, 0x00, 0x13].into()),
+        ),
     ];
     for (case, frame) in closing {
         let mut broken = SocketIo::connect(&server, auth.clone()).await;
@@ -194,17 +200,20 @@ async fn bad_socket_io_input_is_answered_and_harms_nobody() {
             .await
             .unwrap_or_else(|_| panic!("{case}: the broken connection should close"));
     }
-    // A binary frame on a text protocol is dropped as an unexpected attachment; the socket
-    // stays usable.
-    socket
-        .ws
-        .send(Message::Binary(vec![0xff, 0x00, 0x13].into()))
-        .await
-        .unwrap();
+    // The first socket lived through all of it: a typing event after the broken connections is
+    // relayed, and an Engine.IO ping from the client is ignored or answered.
     socket
         .emit("typing-start", json!({"conversationId": own}))
         .await;
-    socket.send("2").await; // an Engine.IO ping from the client is ignored or answered
+    socket.send("2").await;
+    assert_eq!(
+        acknowledged(
+            &mut socket,
+            json!({"conversationId": own, "content": "after"})
+        )
+        .await["content"],
+        "after"
+    );
     healthy(&server).await;
 
     // The bystander never dropped and still talks.
@@ -218,7 +227,7 @@ async fn bad_socket_io_input_is_answered_and_harms_nobody() {
     // Exactly the good messages were stored, verbatim.
     assert_eq!(
         visitor_texts(&server, own).await,
-        vec![VERBATIM.to_string()]
+        vec![VERBATIM.to_string(), "after".to_string()]
     );
     assert_eq!(
         visitor_texts(&server, theirs.conversation_id).await,
