@@ -1,5 +1,6 @@
 //! What the engine keeps in memory to decide access without a store read on the hot path:
-//! inbox memberships, and the never-changing scope (account, inbox, contact) of conversations.
+//! inbox memberships, the never-changing scope (account, inbox, contact) of conversations, and
+//! which agents are already recorded as a conversation's participants.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -78,5 +79,47 @@ impl ScopeCache {
             scopes.clear();
         }
         scopes.insert(scope.conversation_id, scope);
+    }
+}
+
+/// Pairs of a conversation and an agent known to be recorded as participants. Participants are
+/// never removed, so an entry never goes stale; a miss only means asking the store, which
+/// stays the truth (another node may have recorded the pair). Emptied past its bound.
+#[derive(Default)]
+pub struct KnownParticipants {
+    pairs: RwLock<HashSet<(ConversationId, AgentId)>>,
+}
+
+const MAX_KNOWN_PARTICIPANTS: usize = 200_000;
+
+impl KnownParticipants {
+    pub fn contains(&self, conversation_id: ConversationId, agent_id: AgentId) -> bool {
+        self.pairs
+            .read()
+            .expect("participant cache poisoned")
+            .contains(&(conversation_id, agent_id))
+    }
+
+    pub fn put(&self, conversation_id: ConversationId, agent_id: AgentId) {
+        let mut pairs = self.pairs.write().expect("participant cache poisoned");
+        if pairs.len() >= MAX_KNOWN_PARTICIPANTS {
+            pairs.clear();
+        }
+        pairs.insert((conversation_id, agent_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_participants_are_remembered_per_conversation_and_agent() {
+        let known = KnownParticipants::default();
+        assert!(!known.contains(ConversationId(1), AgentId(7)));
+        known.put(ConversationId(1), AgentId(7));
+        assert!(known.contains(ConversationId(1), AgentId(7)));
+        assert!(!known.contains(ConversationId(2), AgentId(7)));
+        assert!(!known.contains(ConversationId(1), AgentId(8)));
     }
 }

@@ -1,6 +1,6 @@
 //! The engine proper: credentials in, commands executed, events out.
 
-use crate::access::{Memberships, ScopeCache};
+use crate::access::{KnownParticipants, Memberships, ScopeCache};
 use crate::bots;
 use crate::clock::Clock;
 use crate::config::EngineConfig;
@@ -84,9 +84,11 @@ pub struct Engine {
     typing_generation: AtomicU64,
     pub(crate) memberships: Arc<Memberships>,
     scopes: ScopeCache,
+    participants: KnownParticipants,
     pub(crate) uploads: crate::uploads::Uploads,
     presence: Arc<dyn PresenceDirectory>,
     pub(crate) cursors: crate::presence::CursorShards,
+    pub(crate) receipts: crate::presence::PendingReceipts,
 }
 
 /// Counts a live connection for as long as it is held.
@@ -163,9 +165,11 @@ impl Engine {
             typing_generation: AtomicU64::new(0),
             memberships,
             scopes: ScopeCache::default(),
+            participants: KnownParticipants::default(),
             uploads: Default::default(),
             presence,
             cursors: Default::default(),
+            receipts: Default::default(),
         });
         let flushing = Arc::downgrade(&engine);
         tokio::spawn(async move {
@@ -1225,7 +1229,8 @@ impl Engine {
                     );
                 }
                 Principal::Agent { agent_id, .. } if !private => {
-                    self.agent_replied(scope, *agent_id).await?;
+                    self.agent_replied(scope, *agent_id, appended.assignee_id)
+                        .await?;
                 }
                 _ => {}
             }
@@ -1339,11 +1344,15 @@ impl Engine {
         scope: &ConversationScope,
         agent_id: AgentId,
     ) -> Result<(), EngineError> {
-        if self
+        if self.participants.contains(scope.conversation_id, agent_id) {
+            return Ok(());
+        }
+        let first_time = self
             .store
             .add_participant(scope.conversation_id, agent_id)
-            .await?
-        {
+            .await?;
+        self.participants.put(scope.conversation_id, agent_id);
+        if first_time {
             let agent_name = self.agent_name(scope.account_id, agent_id).await?;
             self.publish(Event::in_conversation(
                 scope,
@@ -1359,18 +1368,15 @@ impl Engine {
     }
 
     /// A human's public reply: an unassigned conversation is taken over by that agent (which
-    /// silences its bot); otherwise the agent joins it.
+    /// silences its bot); otherwise the agent joins it. `assignee_id` is the conversation's
+    /// assignee as the reply's own commit saw it.
     async fn agent_replied(
         &self,
         scope: &ConversationScope,
         agent_id: AgentId,
+        assignee_id: Option<AgentId>,
     ) -> Result<(), EngineError> {
-        let conversation = self
-            .store
-            .conversation(scope.conversation_id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
-        if conversation.assignee_id.is_none() {
+        if assignee_id.is_none() {
             let by = Principal::Agent {
                 account_id: scope.account_id,
                 agent_id,

@@ -382,26 +382,35 @@ impl Engine {
             // The first writer to the other party claims the receipt; the rest skip it
             // without a lock.
             if to_other_party && message.status == MessageStatus::Sent && delivery.claim_receipt() {
-                newly_delivered.push(message.clone());
+                newly_delivered.push(message.id);
             }
         }
         if newly_delivered.is_empty() {
             return;
         }
-        let engine = self.arc();
-        tokio::spawn(async move {
-            for message in newly_delivered {
-                match engine
-                    .store()
-                    .mark_delivered(message.id, engine.clock().now_ms())
-                    .await
-                {
-                    Ok(Some(updated)) => engine.publish_message_updated(updated).await,
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "could not mark a message delivered"),
+        if self.receipts.add(newly_delivered) {
+            let engine = self.arc();
+            tokio::spawn(async move { engine.write_receipts().await });
+        }
+    }
+
+    /// Marks the pending receipts delivered, many per write, until none are left; then
+    /// publishes each message that changed.
+    async fn write_receipts(&self) {
+        while let Some(message_ids) = self.receipts.take() {
+            match self
+                .store()
+                .mark_delivered(message_ids, self.clock().now_ms())
+                .await
+            {
+                Ok(updated) => {
+                    for message in updated {
+                        self.publish_message_updated(message).await;
+                    }
                 }
+                Err(error) => tracing::warn!(%error, "could not mark messages delivered"),
             }
-        });
+        }
     }
 
     pub(crate) async fn publish_message_updated(&self, message: Message) {
@@ -417,6 +426,35 @@ impl Engine {
         };
         if let Err(error) = published {
             tracing::warn!(%error, "could not publish a message update");
+        }
+    }
+}
+
+/// Messages whose first delivery to the other party was written and that wait to be marked
+/// delivered. One task at a time drains them, so under load many receipts share one write
+/// (and one commit) instead of one write each.
+#[derive(Default)]
+pub(crate) struct PendingReceipts {
+    // A std lock, never held across an await: the ids waiting, and whether a task drains them.
+    state: Mutex<(Vec<MessageId>, bool)>,
+}
+
+impl PendingReceipts {
+    /// Queues `message_ids`; true when the caller must start the draining task.
+    fn add(&self, message_ids: Vec<MessageId>) -> bool {
+        let mut state = self.state.lock().expect("receipts poisoned");
+        state.0.extend(message_ids);
+        !std::mem::replace(&mut state.1, true)
+    }
+
+    /// Everything waiting, or `None` (and the draining task ends) when nothing is.
+    fn take(&self) -> Option<Vec<MessageId>> {
+        let mut state = self.state.lock().expect("receipts poisoned");
+        if state.0.is_empty() {
+            state.1 = false;
+            None
+        } else {
+            Some(std::mem::take(&mut state.0))
         }
     }
 }
@@ -504,5 +542,37 @@ impl Cursors {
             .into_iter()
             .filter_map(|key| self.latest.get(&key).map(|seq| (key.0, key.1, *seq)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_task_drains_the_receipts_and_the_next_add_starts_another() {
+        let receipts = PendingReceipts::default();
+        assert!(
+            receipts.add(vec![MessageId(1)]),
+            "the first add starts a task"
+        );
+        assert!(
+            !receipts.add(vec![MessageId(2), MessageId(3)]),
+            "one is running"
+        );
+        assert_eq!(
+            receipts.take(),
+            Some(vec![MessageId(1), MessageId(2), MessageId(3)])
+        );
+        assert!(
+            !receipts.add(vec![MessageId(4)]),
+            "still running until it finds none"
+        );
+        assert_eq!(receipts.take(), Some(vec![MessageId(4)]));
+        assert_eq!(receipts.take(), None, "the task ends");
+        assert!(
+            receipts.add(vec![MessageId(5)]),
+            "so the next add starts one"
+        );
     }
 }

@@ -895,16 +895,46 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
     );
 
     let delivered = store
-        .mark_delivered(answer.id, NOW + 1)
+        .mark_delivered(vec![answer.id], NOW + 1)
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(delivered.status, MessageStatus::Delivered);
-    assert!(store
-        .mark_delivered(answer.id, NOW + 2)
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].status, MessageStatus::Delivered);
+    assert_eq!(delivered[0].updated_at, NOW + 1);
+    // A batch: only the messages still `sent` change (the answer is delivered already, the
+    // id that does not exist is skipped), and they come back in the order asked.
+    let later = store
+        .append_message(reply("later", false))
         .await
         .unwrap()
-        .is_none());
+        .message;
+    let delivered = store
+        .mark_delivered(
+            vec![later.id, answer.id, MessageId(987_654_321), from_visitor.id],
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        delivered
+            .iter()
+            .map(|message| (message.id, message.status))
+            .collect::<Vec<_>>(),
+        vec![
+            (later.id, MessageStatus::Delivered),
+            (from_visitor.id, MessageStatus::Delivered)
+        ]
+    );
+    assert!(store
+        .mark_delivered(vec![answer.id, later.id], NOW + 3)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .mark_delivered(Vec::new(), NOW + 3)
+        .await
+        .unwrap()
+        .is_empty());
     let read = store
         .mark_messages_read(conversation_id, 3, false, NOW + 3)
         .await
@@ -916,10 +946,10 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
     assert_eq!(read[0].status, MessageStatus::Read);
     assert!(
         store
-            .mark_delivered(answer.id, NOW + 4)
+            .mark_delivered(vec![answer.id], NOW + 4)
             .await
             .unwrap()
-            .is_none(),
+            .is_empty(),
         "read stays read"
     );
     assert!(store
@@ -933,7 +963,7 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
         .unwrap();
     assert_eq!(read[0].id, from_visitor.id);
     store
-        .mark_read(conversation_id, ReadSide::Contact, 3)
+        .mark_read(conversation_id, ReadSide::Contact, later.seq)
         .await
         .unwrap();
     let conversation = store

@@ -298,12 +298,13 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> StoreResult<Option<Notification>>;
 
-    /// Marks a message delivered if it is still only sent; returns it when it changed.
+    /// Marks delivered those of `message_ids` that are still only sent, in one write; returns
+    /// the messages it changed, in the order of `message_ids`.
     async fn mark_delivered(
         &self,
-        message_id: MessageId,
+        message_ids: Vec<MessageId>,
         now: UnixMillis,
-    ) -> StoreResult<Option<Message>>;
+    ) -> StoreResult<Vec<Message>>;
     /// Marks read every public message of one side (`incoming`: the visitor's; otherwise
     /// agents' and bots') up to `up_to_seq` that is not read yet; returns those it changed.
     async fn mark_messages_read(

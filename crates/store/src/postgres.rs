@@ -1649,19 +1649,30 @@ impl Store for PostgresStore {
 
     async fn mark_delivered(
         &self,
-        message_id: MessageId,
+        message_ids: Vec<MessageId>,
         now: UnixMillis,
-    ) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(
+    ) -> StoreResult<Vec<Message>> {
+        let ids: Vec<i64> = message_ids.iter().map(|id| id.0).collect();
+        let rows = sqlx::query(
             "UPDATE messages SET status = 'delivered', updated_at = $2 \
-             WHERE id = $1 AND status = 'sent' RETURNING *",
+             WHERE id = ANY($1) AND status = 'sent' RETURNING *",
         )
-        .bind(message_id.0)
+        .bind(&ids)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(from_pg)?;
-        one(row, message_from_row)
+        let mut changed = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<Message>>>()?;
+        let order: std::collections::HashMap<i64, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (*id, index))
+            .collect();
+        changed.sort_by_key(|message| order.get(&message.id.0).copied());
+        Ok(changed)
     }
 
     async fn mark_messages_read(

@@ -1847,21 +1847,27 @@ impl Store for SqliteStore {
 
     async fn mark_delivered(
         &self,
-        message_id: MessageId,
+        message_ids: Vec<MessageId>,
         now: UnixMillis,
-    ) -> StoreResult<Option<Message>> {
+    ) -> StoreResult<Vec<Message>> {
         self.write(move |connection| {
-            connection
+            let mut statement = connection
                 .prepare_cached(
                     "UPDATE messages SET status = 'delivered', updated_at = ?2 \
                      WHERE id = ?1 AND status = 'sent' RETURNING *",
                 )
-                .and_then(|mut statement| {
-                    statement
-                        .query_row(params![message_id.0, now], message_from_row)
-                        .optional()
-                })
-                .map_err(from_sqlite)
+                .map_err(from_sqlite)?;
+            let mut changed = Vec::new();
+            for message_id in message_ids {
+                if let Some(message) = statement
+                    .query_row(params![message_id.0, now], message_from_row)
+                    .optional()
+                    .map_err(from_sqlite)?
+                {
+                    changed.push(message);
+                }
+            }
+            Ok(changed)
         })
         .await
     }

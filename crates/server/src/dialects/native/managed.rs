@@ -6,7 +6,8 @@ use super::frames::{
     decode_managed_frame, engine_error_frame, error_frame, pong_frame, ErrorCode, ManagedFrame,
 };
 use super::session::{
-    close_with, heartbeat_missed, next_message, run_commands, CloseCode, MAX_FRAMES_PER_TURN,
+    close_with, heartbeat_missed, next_message, run_commands, send_all, CloseCode,
+    MAX_FRAMES_PER_TURN,
 };
 use crate::dialects::NATIVE_MANAGED_SLOT;
 use crate::json;
@@ -33,22 +34,19 @@ fn render(delivery: &Delivery) -> Utf8Bytes {
         .clone()
 }
 
-/// Sends each delivery in this dialect's rendering and notes them written (cursor, receipts);
-/// false when the socket failed.
+/// Sends the deliveries in this dialect's rendering, in one write, and notes them written
+/// (cursor, receipts); false when the socket failed.
 async fn send_rendered(
     socket: &mut WebSocket,
     engine: &Engine,
     principal: &Principal,
     deliveries: &[Delivery],
 ) -> bool {
-    for delivery in deliveries {
-        if socket
-            .send(WsMessage::Text(render(delivery)))
-            .await
-            .is_err()
-        {
-            return false;
-        }
+    if send_all(socket, deliveries.iter().map(render).collect())
+        .await
+        .is_err()
+    {
+        return false;
     }
     engine.note_written(principal, deliveries);
     true
@@ -242,10 +240,8 @@ pub async fn chat_socket(
                         }
                     }
                     let replies = Box::pin(handle_chat_frames(&engine, &principal, conversation_id, &mut feed, texts)).await;
-                    for reply in replies {
-                        if socket.send(WsMessage::Text(reply)).await.is_err() {
-                            return;
-                        }
+                    if send_all(&mut socket, replies).await.is_err() {
+                        return;
                     }
                 }
             }

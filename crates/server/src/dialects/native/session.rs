@@ -315,7 +315,8 @@ async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-async fn send_all<S>(socket: &mut S, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error>
+/// Sends `frames` in one write (fed, then flushed once).
+pub(super) async fn send_all<S>(socket: &mut S, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error>
 where
     S: Sink<WsMessage, Error = axum::Error> + Unpin,
 {
