@@ -239,10 +239,15 @@ pub async fn chat_socket(
                             None => break,
                         }
                     }
-                    let replies = Box::pin(handle_chat_frames(&engine, &principal, conversation_id, &mut feed, texts)).await;
-                    if send_all(&mut socket, replies).await.is_err() {
+                    let mut frames = Box::pin(handle_chat_frames(&engine, &principal, conversation_id, &mut feed, texts)).await;
+                    // What the commands published (the echo of a sent message, most often) is
+                    // already queued: it leaves in the same write as the acknowledgements.
+                    let ready = feed.drain().await;
+                    frames.extend(ready.iter().map(render));
+                    if send_all(&mut socket, frames).await.is_err() {
                         return;
                     }
+                    engine.note_written(&principal, &ready);
                 }
             }
         }
