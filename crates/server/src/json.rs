@@ -2,6 +2,7 @@
 //! (`spec/rest.md`): one place spells each record.
 
 use crate::time_format::iso8601;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
 use switchboard_core::event::BotFailure;
 use switchboard_core::*;
@@ -46,7 +47,65 @@ pub fn iframe_command(command: &IframeCommand) -> Value {
     }
 }
 
+/// A message's JSON, as the REST API and every managed frame spell it.
 pub fn message(message: &Message) -> Value {
+    serde_json::to_value(MessageJson(message)).expect("a message serialises")
+}
+
+/// A message written straight from the record, without building a [`Value`] first: it is
+/// rendered for every delivery, so this is the hot path of the managed sockets. Keys come in
+/// the sorted order a [`Value`] object prints in, so both forms print the same text.
+pub struct MessageJson<'a>(pub &'a Message);
+
+impl Serialize for MessageJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.0;
+        let mut map = serializer.serialize_map(Some(13))?;
+        map.serialize_entry("clientMessageId", &message.client_message_id)?;
+        map.serialize_entry("content", &message.content)?;
+        if message.attributes.is_empty() {
+            map.serialize_entry("contentAttributes", &serde_json::Map::new())?;
+        } else {
+            map.serialize_entry("contentAttributes", &content_attributes(message))?;
+        }
+        map.serialize_entry("contentType", message.content_type.as_str())?;
+        map.serialize_entry("conversationId", &message.conversation_id.0)?;
+        map.serialize_entry("createdAt", &iso8601(message.created_at))?;
+        map.serialize_entry("id", &message.id.0)?;
+        map.serialize_entry("messageType", message_type(message.message_type))?;
+        map.serialize_entry("private", &message.private)?;
+        map.serialize_entry("sender", &SenderJson(&message.sender))?;
+        map.serialize_entry("seq", &message.seq)?;
+        map.serialize_entry("status", message.status.as_str())?;
+        map.serialize_entry("updatedAt", &iso8601(message.updated_at))?;
+        map.end()
+    }
+}
+
+struct SenderJson<'a>(&'a Sender);
+
+impl Serialize for SenderJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Sender::Bot { id, name } => {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("id", &id.0)?;
+                map.serialize_entry("name", name)?;
+                map.serialize_entry("type", "bot")?;
+                map.end()
+            }
+            other => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("id", &other.id_number())?;
+                map.serialize_entry("type", other.kind_str())?;
+                map.end()
+            }
+        }
+    }
+}
+
+/// The extras a bot or an upload attached to a message (rare, so built as a [`Value`]).
+fn content_attributes(message: &Message) -> Value {
     let attributes = &message.attributes;
     let mut content_attributes = json!({});
     if let Some(speech) = &attributes.speech {
@@ -69,21 +128,7 @@ pub fn message(message: &Message) -> Value {
     if let Some(attachment) = &attributes.attachment {
         content_attributes["attachment"] = self::attachment(message.conversation_id, attachment);
     }
-    json!({
-        "id": message.id.0,
-        "conversationId": message.conversation_id.0,
-        "seq": message.seq,
-        "sender": sender(&message.sender),
-        "messageType": message_type(message.message_type),
-        "contentType": message.content_type.as_str(),
-        "content": message.content,
-        "contentAttributes": content_attributes,
-        "private": message.private,
-        "status": message.status.as_str(),
-        "clientMessageId": message.client_message_id,
-        "createdAt": iso8601(message.created_at),
-        "updatedAt": iso8601(message.updated_at),
-    })
+    content_attributes
 }
 
 pub fn conversation(conversation: &Conversation) -> Value {
@@ -167,6 +212,29 @@ fn actor(actor: &Actor) -> Value {
         Actor::Contact(id) => json!({"type": "contact", "id": id.0}),
         Actor::Agent(id) => json!({"type": "user", "id": id.0}),
         Actor::Bot { id, name } => json!({"type": "bot", "id": id.0, "name": name}),
+    }
+}
+
+/// An event's `{type, payload}` frame as text; messages, the frames sent most, are written
+/// without building a [`Value`].
+pub fn event_frame_text(event: &Event) -> String {
+    match &event.kind {
+        EventKind::MessageCreated(message) | EventKind::MessageUpdated(message) => {
+            let mut text = Vec::with_capacity(512);
+            let mut serializer = serde_json::Serializer::new(&mut text);
+            let mut frame = serializer
+                .serialize_map(Some(2))
+                .expect("writing to memory");
+            frame
+                .serialize_entry("payload", &MessageJson(message))
+                .expect("a message serialises");
+            frame
+                .serialize_entry("type", event.name())
+                .expect("writing to memory");
+            SerializeMap::end(frame).expect("writing to memory");
+            String::from_utf8(text).expect("serde_json writes UTF-8")
+        }
+        _ => event_frame(event).to_string(),
     }
 }
 
@@ -300,4 +368,94 @@ pub fn attachment(
         "size": attachment.size,
         "url": attachment_url(conversation_id, attachment),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(sender: Sender, attributes: MessageAttributes) -> Message {
+        Message {
+            id: MessageId(41),
+            account_id: AccountId(1),
+            conversation_id: ConversationId(7),
+            seq: 3,
+            sender,
+            message_type: MessageType::Outgoing,
+            content_type: ContentType::Text,
+            content: "Quotes \" and \\ and ünïcode ✓ stay verbatim\n".into(),
+            attributes,
+            private: false,
+            status: MessageStatus::Delivered,
+            client_message_id: Some("c-1".into()),
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_123,
+        }
+    }
+
+    #[test]
+    fn message_frames_written_directly_print_what_the_value_form_prints() {
+        let scope = ConversationScope {
+            conversation_id: ConversationId(7),
+            account_id: AccountId(1),
+            inbox_id: InboxId(2),
+            contact_id: ContactId(5),
+        };
+        let rich = MessageAttributes {
+            speech: Some("spoken".into()),
+            iframe_commands: vec![IframeCommand::Click {
+                selector: "#buy".into(),
+            }],
+            suggestions: vec!["yes".into(), "no".into()],
+            lead_form: None,
+            attachment: Some(Attachment {
+                file_id: "f1".into(),
+                file_name: "a.png".into(),
+                content_type: "image/png".into(),
+                size: 12,
+            }),
+        };
+        let messages = [
+            sample(Sender::Agent(AgentId(9)), MessageAttributes::default()),
+            sample(
+                Sender::Bot {
+                    id: BotId(3),
+                    name: "demo".into(),
+                },
+                rich,
+            ),
+            Message {
+                client_message_id: None,
+                message_type: MessageType::Incoming,
+                ..sample(Sender::Contact(ContactId(5)), MessageAttributes::default())
+            },
+        ];
+        for message in messages {
+            for kind in [
+                EventKind::MessageCreated(message.clone()),
+                EventKind::MessageUpdated(message.clone()),
+            ] {
+                let event = Event::in_conversation(&scope, kind);
+                assert_eq!(event_frame_text(&event), event_frame(&event).to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_has_the_documented_fields() {
+        let printed = super::message(&sample(Sender::Agent(AgentId(9)), Default::default()));
+        assert_eq!(
+            printed,
+            json!({
+                "id": 41, "conversationId": 7, "seq": 3,
+                "sender": {"type": "user", "id": 9},
+                "messageType": "outgoing", "contentType": "text",
+                "content": "Quotes \" and \\ and ünïcode ✓ stay verbatim\n",
+                "contentAttributes": {}, "private": false, "status": "delivered",
+                "clientMessageId": "c-1",
+                "createdAt": iso8601(1_700_000_000_000),
+                "updatedAt": iso8601(1_700_000_000_123),
+            })
+        );
+    }
 }

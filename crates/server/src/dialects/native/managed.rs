@@ -28,7 +28,7 @@ use tokio::time::{sleep_until, Instant};
 fn render(delivery: &Delivery) -> Utf8Bytes {
     delivery
         .rendered(NATIVE_MANAGED_SLOT, |event| {
-            Utf8Bytes::from(json::event_frame(event).to_string())
+            Utf8Bytes::from(json::event_frame_text(event))
         })
         .as_ref()
         .clone()
