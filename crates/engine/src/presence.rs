@@ -354,18 +354,49 @@ impl Engine {
         }
     }
 
-    /// Notes that `deliveries` were written to a live connection of `principal`: its delivery
+    /// Notes that `deliveries` are written to a live connection of `principal`: its delivery
     /// cursor moves (in memory; flushed in batches), and a message reaching the other party for
     /// the first time becomes `delivered`.
-    pub fn note_written(&self, principal: &Principal, deliveries: &[Delivery]) {
+    ///
+    /// Call it just before the write, not after: a client can have the frames and open another
+    /// connection before the writing task runs again, and that connection must find the cursor
+    /// already past them or it is sent them twice. If the write fails, [`Engine::write_failed`]
+    /// moves the cursors back (a receipt, once claimed, stays: the message is replayed to the
+    /// party's next connection anyway).
+    pub fn note_written(&self, principal: &Principal, deliveries: &[Delivery]) -> CursorMoves {
+        let mut moves = CursorMoves::default();
         if let Some(owner) = cursor_owner(principal) {
             let mut cursors = self.cursors.shard(owner).lock().expect("cursors poisoned");
             for delivery in deliveries {
                 if let EventKind::MessageCreated(message) = &delivery.event().kind {
-                    cursors.advance(owner, message.conversation_id, message.seq);
+                    if let Some(before) =
+                        cursors.advance(owner, message.conversation_id, message.seq)
+                    {
+                        moves
+                            .moved
+                            .push((owner, message.conversation_id, before, message.seq));
+                    }
                 }
             }
         }
+        self.claim_receipts(principal, deliveries);
+        moves
+    }
+
+    /// The write noted by [`Engine::note_written`] failed: each cursor it moved goes back,
+    /// unless another connection has moved it on since.
+    pub fn write_failed(&self, moves: CursorMoves) {
+        for (owner, conversation_id, before, after) in moves.moved {
+            self.cursors
+                .shard(owner)
+                .lock()
+                .expect("cursors poisoned")
+                .rewind(owner, conversation_id, before, after);
+        }
+    }
+
+    /// Messages reaching the other party for the first time become `delivered`.
+    fn claim_receipts(&self, principal: &Principal, deliveries: &[Delivery]) {
         let receiver_is_agent = matches!(principal, Principal::Agent { .. });
         let receiver_is_visitor = principal.is_visitor();
         if !receiver_is_agent && !receiver_is_visitor {
@@ -428,6 +459,12 @@ impl Engine {
             tracing::warn!(%error, "could not publish a message update");
         }
     }
+}
+
+/// The cursors one [`Engine::note_written`] moved: owner, conversation, before and after.
+#[derive(Debug, Default)]
+pub struct CursorMoves {
+    moved: Vec<(CursorOwner, ConversationId, Option<Seq>, Seq)>,
 }
 
 /// Messages whose first delivery to the other party was written and that wait to be marked
@@ -507,12 +544,42 @@ pub struct Cursors {
 }
 
 impl Cursors {
-    fn advance(&mut self, owner: CursorOwner, conversation_id: ConversationId, seq: Seq) {
+    /// Moves a cursor forward to `seq`; when it moved, what it was before (`None`: no cursor).
+    fn advance(
+        &mut self,
+        owner: CursorOwner,
+        conversation_id: ConversationId,
+        seq: Seq,
+    ) -> Option<Option<Seq>> {
         let key = (owner, conversation_id);
-        let latest = self.latest.entry(key).or_insert(0);
-        if seq > *latest {
-            *latest = seq;
-            self.dirty.insert(key);
+        let before = self.latest.get(&key).copied();
+        if before.is_some_and(|latest| latest >= seq) {
+            return None;
+        }
+        self.latest.insert(key, seq);
+        self.dirty.insert(key);
+        Some(before)
+    }
+
+    /// Puts a cursor back from `after` to `before`, unless it has moved on from `after`.
+    fn rewind(
+        &mut self,
+        owner: CursorOwner,
+        conversation_id: ConversationId,
+        before: Option<Seq>,
+        after: Seq,
+    ) {
+        let key = (owner, conversation_id);
+        if self.latest.get(&key) != Some(&after) {
+            return;
+        }
+        match before {
+            Some(seq) => {
+                self.latest.insert(key, seq);
+            }
+            None => {
+                self.latest.remove(&key);
+            }
         }
     }
 
@@ -574,5 +641,26 @@ mod tests {
             receipts.add(vec![MessageId(5)]),
             "so the next add starts one"
         );
+    }
+
+    #[test]
+    fn a_failed_write_puts_the_cursor_back_unless_it_moved_on() {
+        let owner = CursorOwner::Contact(ContactId(3));
+        let conversation = ConversationId(9);
+        let mut cursors = Cursors::default();
+        assert_eq!(cursors.advance(owner, conversation, 4), Some(None));
+        assert_eq!(cursors.advance(owner, conversation, 4), None, "not forward");
+        assert_eq!(cursors.advance(owner, conversation, 6), Some(Some(4)));
+        cursors.rewind(owner, conversation, Some(4), 6);
+        assert_eq!(cursors.get(owner, conversation), Some(4));
+        // A first write that fails leaves no cursor at all (staff then start at the newest).
+        cursors.rewind(owner, conversation, None, 4);
+        assert_eq!(cursors.get(owner, conversation), None);
+        // Another connection moved it on: the failed write's rewind leaves it.
+        cursors.advance(owner, conversation, 5);
+        cursors.advance(owner, conversation, 8);
+        cursors.rewind(owner, conversation, Some(0), 5);
+        assert_eq!(cursors.get(owner, conversation), Some(8));
+        assert_eq!(cursors.take_dirty(), vec![(owner, conversation, 8)]);
     }
 }

@@ -18,6 +18,8 @@ pub struct ChatOptions {
     pub seconds: u64,
     /// Each side of each conversation sends a message this often.
     pub period_ms: u64,
+    /// Switchboard stores in a temporary PostgreSQL database instead of its embedded SQLite.
+    pub postgres: bool,
 }
 
 /// How one server's clients speak: the frame each side sends for a marker, and the text that
@@ -145,7 +147,16 @@ async fn exchange(
 }
 
 async fn switchboard(options: &ChatOptions) -> Value {
-    let server = ServerProcess::start(UNLIMITED).await;
+    // Dropped after the server (declared first), so the database outlives its user.
+    let database = match options.postgres {
+        true => Some(switchboard_store::testing::TempDatabase::create().await),
+        false => None,
+    };
+    let args = match &database {
+        Some(database) => vec!["--database-url".to_string(), database.url.clone()],
+        None => Vec::new(),
+    };
+    let server = ServerProcess::start_node(UNLIMITED, &args, None).await;
     let (base, demo) = (server.base.clone(), server.demo.clone());
     let http = reqwest::Client::new();
     let agent_token = demo["agent"]["accessToken"].as_str().unwrap().to_string();
@@ -212,8 +223,15 @@ async fn node_socketio(options: &ChatOptions) -> Result<Value, String> {
 
 pub async fn run(options: ChatOptions) -> Value {
     eprintln!(
-        "chat on switchboard: {} conversations, a message each way every {} ms, {} s …",
-        options.conversations, options.period_ms, options.seconds
+        "chat on switchboard ({}): {} conversations, a message each way every {} ms, {} s …",
+        if options.postgres {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        options.conversations,
+        options.period_ms,
+        options.seconds
     );
     let ours = switchboard(&options).await;
     eprintln!("chat on the bare baseline …");

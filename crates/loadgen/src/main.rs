@@ -73,6 +73,10 @@ enum Scenario {
         /// Each side of each conversation sends a message this often.
         #[arg(long, default_value_t = 1000)]
         period_ms: u64,
+        /// Run Switchboard on a temporary PostgreSQL database (`SWITCHBOARD_TEST_POSTGRES`, else
+        /// the local server) instead of its embedded SQLite.
+        #[arg(long)]
+        postgres: bool,
     },
     /// Connections opened and closed at a set rate while messages flow to steady watchers.
     Churn {
@@ -378,11 +382,13 @@ async fn main() {
             conversations,
             seconds,
             period_ms,
+            postgres,
         } => {
             let result = chat::run(chat::ChatOptions {
                 conversations,
                 seconds,
                 period_ms,
+                postgres,
             })
             .await;
             print_comparison(

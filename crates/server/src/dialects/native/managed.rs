@@ -42,13 +42,14 @@ async fn send_rendered(
     principal: &Principal,
     deliveries: &[Delivery],
 ) -> bool {
+    let moves = engine.note_written(principal, deliveries);
     if send_all(socket, deliveries.iter().map(render).collect())
         .await
         .is_err()
     {
+        engine.write_failed(moves);
         return false;
     }
-    engine.note_written(principal, deliveries);
     true
 }
 
@@ -244,10 +245,11 @@ pub async fn chat_socket(
                     // already queued: it leaves in the same write as the acknowledgements.
                     let ready = feed.drain().await;
                     frames.extend(ready.iter().map(render));
+                    let moves = engine.note_written(&principal, &ready);
                     if send_all(&mut socket, frames).await.is_err() {
+                        engine.write_failed(moves);
                         return;
                     }
-                    engine.note_written(&principal, &ready);
                 }
             }
         }

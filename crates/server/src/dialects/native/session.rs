@@ -329,7 +329,7 @@ where
     socket.flush().await
 }
 
-/// Sends deliveries as visitor frames and notes them written (cursor, receipts).
+/// Sends deliveries as visitor frames, noted written (cursor, receipts) as they go out.
 async fn send_deliveries<S>(
     socket: &mut S,
     engine: &Engine,
@@ -339,20 +339,22 @@ async fn send_deliveries<S>(
 where
     S: Sink<WsMessage, Error = axum::Error> + Unpin,
 {
-    let mut any = false;
+    // Rendered once per event for all visitors; each frame shares the same bytes.
+    let mut frames = Vec::new();
     for delivery in deliveries {
-        // Rendered once per event for all visitors; each frame shares the same bytes.
-        let frames = delivery.rendered(NATIVE_SESSION_SLOT, render_for_visitor);
-        for frame in frames.iter() {
-            socket.feed(WsMessage::Text(frame.clone())).await?;
-            any = true;
-        }
+        frames.extend(
+            delivery
+                .rendered(NATIVE_SESSION_SLOT, render_for_visitor)
+                .iter()
+                .cloned(),
+        );
     }
-    if any {
-        socket.flush().await?;
+    let moves = engine.note_written(principal, deliveries);
+    let written = send_all(socket, frames).await;
+    if written.is_err() {
+        engine.write_failed(moves);
     }
-    engine.note_written(principal, deliveries);
-    Ok(())
+    written
 }
 
 /// A session visitor's conversation is the session itself: not finding it means the session
