@@ -391,13 +391,14 @@ async fn pump(
                 context.conversation = view;
                 let delivery = Delivery::new(event);
                 sent.insert(conversation_id, message.seq);
+                let moves = engine.note_written(&principal, std::slice::from_ref(&delivery));
                 if let Some((name, data)) = frames::render(delivery.event(), &context) {
                     let frame = frames::event(&identifier, name, &data);
                     if outgoing.send(Outgoing::Frame(frame)).await.is_err() {
+                        engine.write_failed(moves);
                         return;
                     }
                 }
-                engine.note_written(&principal, &[delivery]);
             }
         }
         Err(error) => tracing::warn!(%error, "cable replay failed"),
@@ -411,6 +412,7 @@ async fn pump(
             }
         };
         let mut written = Vec::with_capacity(deliveries.len());
+        let mut frames = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             if let EventKind::MessageCreated(message) = &delivery.event().kind {
                 let newest = sent.entry(message.conversation_id).or_insert(0);
@@ -422,16 +424,25 @@ async fn pump(
             let Some(frame) = frame_for(&engine, &principal, &identifier, &delivery).await else {
                 continue;
             };
+            written.push(delivery);
+            frames.push(frame);
+        }
+        // Noted before the socket's writer can send them (see `Engine::note_written`).
+        let moves = engine.note_written(&principal, &written);
+        for frame in frames {
             match outgoing.try_send(Outgoing::Frame(frame)) {
-                Ok(()) => written.push(delivery),
+                Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
+                    engine.write_failed(moves);
                     let _ = outgoing.send(Outgoing::TooSlow).await;
                     return;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    engine.write_failed(moves);
+                    return;
+                }
             }
         }
-        engine.note_written(&principal, &written);
     }
 }
 

@@ -418,21 +418,24 @@ async fn pump(
         .collect();
     // One argument holding the array, as `socket.on("message-replay", (messages) => ...)`
     // expects (a bare array would be spread into several arguments).
+    // Noted before the transport can send them (see `Engine::note_written`).
+    let moves = engine.note_written(&connection.principal, &replay);
     if socket.emit("message-replay", &(messages,)).is_err() {
+        engine.write_failed(moves);
         return;
     }
-    engine.note_written(&connection.principal, &replay);
     loop {
         match feed.next().await {
             FeedItem::Deliveries(deliveries) => {
+                let moves = engine.note_written(&connection.principal, &deliveries);
                 for delivery in &deliveries {
                     if !emit_delivery(&socket, delivery) {
+                        engine.write_failed(moves);
                         tracing::info!(conversation = %conversation_id, "Socket.IO client too slow; disconnecting");
                         let _ = socket.clone().disconnect();
                         return;
                     }
                 }
-                engine.note_written(&connection.principal, &deliveries);
             }
             FeedItem::Evicted(_) => {
                 let _ = socket.clone().disconnect();
