@@ -558,62 +558,26 @@ async fn insert_conversation(
 }
 
 /// Appends one message inside the caller's transaction (see the module's note on locking).
-async fn append(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
-    let locked: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT assignee_id FROM conversations WHERE id = $1 AND account_id = $2 FOR UPDATE",
-    )
-    .bind(message.conversation_id.0)
-    .bind(message.account_id.0)
-    .fetch_optional(&mut *connection)
-    .await
-    .map_err(from_pg)?;
-    let Some(assignee_id) = locked else {
-        return Err(StoreError::NotFound {
-            what: "conversation",
-        });
-    };
-    let sender_kind = message.sender.kind_str();
-    let sender_id = message.sender.id_number();
-    if let Some(client_message_id) = &message.client_message_id {
-        let existing = sqlx::query(
-            "SELECT * FROM messages WHERE conversation_id = $1 AND sender_kind = $2 \
-             AND sender_id = $3 AND client_message_id = $4",
-        )
-        .bind(message.conversation_id.0)
-        .bind(sender_kind)
-        .bind(sender_id)
-        .bind(client_message_id)
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(from_pg)?;
-        if let Some(original) = one(existing, message_from_row)? {
-            return Ok(Appended {
-                message: original,
-                created: false,
-                assignee_id: assignee_id.map(AgentId),
-            });
-        }
-    }
+/// What one attempt to append gives.
+enum Attempt {
+    Created(Box<Appended>),
+    /// The sender already sent this `client_message_id` here: the attempt moved the
+    /// conversation's seq, so the caller rolls it back and answers with [`original`].
+    Repeated,
+}
+
+/// Appends `message` in one statement: the conversation's row is bumped (which locks it, so
+/// appends to one conversation are serialised and seqs stay gapless) and the message inserted
+/// with the new seq. A repeated `client_message_id` meets the unique index and inserts nothing.
+async fn try_append(connection: &mut PgConnection, message: &NewMessage) -> StoreResult<Attempt> {
     let unread_for_agents = message.message_type == MessageType::Incoming;
     let unread_for_contact = !message.private
         && matches!(
             message.message_type,
             MessageType::Outgoing | MessageType::Template
         );
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2, \
-         unread_by_agents = unread_by_agents + $3, unread_by_contact = unread_by_contact + $4 \
-         WHERE id = $1 RETURNING last_seq",
-    )
-    .bind(message.conversation_id.0)
-    .bind(message.created_at)
-    .bind(i64::from(unread_for_agents))
-    .bind(i64::from(unread_for_contact))
-    .fetch_one(&mut *connection)
-    .await
-    .map_err(from_pg)?;
     let sender_name = match &message.sender {
-        Sender::Bot { name, .. } => Some(name.clone()),
+        Sender::Bot { name, .. } => Some(name.as_str()),
         _ => None,
     };
     let attributes = if message.attributes.is_empty() {
@@ -621,17 +585,28 @@ async fn append(connection: &mut PgConnection, message: NewMessage) -> StoreResu
     } else {
         Some(serde_json::to_string(&message.attributes).map_err(backend)?)
     };
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
-         sender_name, message_type, content_type, content, attributes, private, status, \
-         client_message_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'sent', $12, $13, $13) RETURNING id",
+    let row = sqlx::query(
+        "WITH bumped AS ( \
+             UPDATE conversations SET last_seq = last_seq + 1, updated_at = $13, \
+             unread_by_agents = unread_by_agents + $14, \
+             unread_by_contact = unread_by_contact + $15 \
+             WHERE id = $2 AND account_id = $1 RETURNING last_seq, assignee_id), \
+         inserted AS ( \
+             INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
+             sender_name, message_type, content_type, content, attributes, private, status, \
+             client_message_id, created_at, updated_at) \
+             SELECT $1, $2, bumped.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', $11, \
+             $12, $12 FROM bumped \
+             ON CONFLICT (conversation_id, sender_kind, sender_id, client_message_id) \
+             WHERE client_message_id IS NOT NULL DO NOTHING \
+             RETURNING id, seq) \
+         SELECT inserted.id, inserted.seq, bumped.assignee_id \
+         FROM bumped LEFT JOIN inserted ON true",
     )
     .bind(message.account_id.0)
     .bind(message.conversation_id.0)
-    .bind(seq)
-    .bind(sender_kind)
-    .bind(sender_id)
+    .bind(message.sender.kind_str())
+    .bind(message.sender.id_number())
     .bind(sender_name)
     .bind(message.message_type as i64)
     .bind(message.content_type.as_str())
@@ -640,10 +615,26 @@ async fn append(connection: &mut PgConnection, message: NewMessage) -> StoreResu
     .bind(message.private)
     .bind(&message.client_message_id)
     .bind(message.created_at)
-    .fetch_one(&mut *connection)
+    .bind(message.created_at)
+    .bind(i64::from(unread_for_agents))
+    .bind(i64::from(unread_for_contact))
+    .fetch_optional(&mut *connection)
     .await
     .map_err(from_pg)?;
-    Ok(Appended {
+    let Some(row) = row else {
+        return Err(StoreError::NotFound {
+            what: "conversation",
+        });
+    };
+    let (Some(id), Some(seq)) = (
+        get::<Option<i64>>(&row, "id")?,
+        get::<Option<i64>>(&row, "seq")?,
+    ) else {
+        return Ok(Attempt::Repeated);
+    };
+    let assignee_id: Option<i64> = get(&row, "assignee_id")?;
+    let message = message.clone();
+    Ok(Attempt::Created(Box::new(Appended {
         assignee_id: assignee_id.map(AgentId),
         message: Message {
             id: MessageId(id),
@@ -662,16 +653,47 @@ async fn append(connection: &mut PgConnection, message: NewMessage) -> StoreResu
             updated_at: message.created_at,
         },
         created: true,
+    })))
+}
+
+/// The message a repeated `client_message_id` first created, and the conversation's assignee.
+async fn original(connection: &mut PgConnection, message: &NewMessage) -> StoreResult<Appended> {
+    let row = sqlx::query(
+        "SELECT * FROM messages WHERE conversation_id = $1 AND sender_kind = $2 \
+         AND sender_id = $3 AND client_message_id = $4",
+    )
+    .bind(message.conversation_id.0)
+    .bind(message.sender.kind_str())
+    .bind(message.sender.id_number())
+    .bind(&message.client_message_id)
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(from_pg)?;
+    let assignee_id: Option<i64> =
+        sqlx::query_scalar("SELECT assignee_id FROM conversations WHERE id = $1")
+            .bind(message.conversation_id.0)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(from_pg)?;
+    Ok(Appended {
+        message: message_from_row(&row)?,
+        created: false,
+        assignee_id: assignee_id.map(AgentId),
     })
 }
 
-/// Runs `append` in a savepoint: a failure undoes only it (its seq included).
+/// Runs [`try_append`] in a savepoint: a failure, or a repeat, undoes only it (its seq
+/// included).
 async fn append_alone(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
     let mut savepoint = connection.begin().await.map_err(from_pg)?;
-    match append(&mut savepoint, message).await {
-        Ok(appended) => {
+    match try_append(&mut savepoint, &message).await {
+        Ok(Attempt::Created(appended)) => {
             savepoint.commit().await.map_err(from_pg)?;
-            Ok(appended)
+            Ok(*appended)
+        }
+        Ok(Attempt::Repeated) => {
+            savepoint.rollback().await.map_err(from_pg)?;
+            original(connection, &message).await
         }
         Err(error) => {
             savepoint.rollback().await.map_err(from_pg)?;
@@ -1129,15 +1151,29 @@ impl Store for PostgresStore {
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
         let mut transaction = self.pool.begin().await.map_err(from_pg)?;
-        let appended = append(&mut transaction, message).await?;
-        transaction.commit().await.map_err(from_pg)?;
-        Ok(appended)
+        match try_append(&mut transaction, &message).await? {
+            Attempt::Created(appended) => {
+                transaction.commit().await.map_err(from_pg)?;
+                Ok(*appended)
+            }
+            Attempt::Repeated => {
+                transaction.rollback().await.map_err(from_pg)?;
+                let mut connection = self.pool.acquire().await.map_err(from_pg)?;
+                original(&mut connection, &message).await
+            }
+        }
     }
 
     async fn append_messages(
         &self,
         messages: Vec<NewMessage>,
     ) -> StoreResult<Vec<StoreResult<Appended>>> {
+        if messages.len() == 1 {
+            // The usual case: the transaction alone undoes a failed append, so the savepoint's
+            // two round trips are saved.
+            let message = messages.into_iter().next().expect("one message");
+            return Ok(vec![self.append_message(message).await]);
+        }
         let mut transaction = self.pool.begin().await.map_err(from_pg)?;
         let mut results = Vec::with_capacity(messages.len());
         for message in messages {
