@@ -561,14 +561,16 @@ async fn insert_conversation(
 /// What one attempt to append gives.
 enum Attempt {
     Created(Box<Appended>),
-    /// The sender already sent this `client_message_id` here: the attempt moved the
-    /// conversation's seq, so the caller rolls it back and answers with [`original`].
+    /// The sender already sent this `client_message_id` here: the statement failed whole (the
+    /// seq it took is undone with it) and the caller answers with [`original`].
     Repeated,
 }
 
-/// Appends `message` in one statement: the conversation's row is bumped (which locks it, so
-/// appends to one conversation are serialised and seqs stay gapless) and the message inserted
-/// with the new seq. A repeated `client_message_id` meets the unique index and inserts nothing.
+/// Appends `message` in one statement, atomic on its own: the conversation's row is bumped
+/// (which locks it, so appends to one conversation are serialised and seqs stay gapless) and
+/// the message inserted with the new seq. A repeated `client_message_id` breaks the unique
+/// index, which fails the whole statement, bump included; inside a transaction the caller
+/// rolls back to before it.
 async fn try_append(connection: &mut PgConnection, message: &NewMessage) -> StoreResult<Attempt> {
     let unread_for_agents = message.message_type == MessageType::Incoming;
     let unread_for_contact = !message.private
@@ -596,10 +598,7 @@ async fn try_append(connection: &mut PgConnection, message: &NewMessage) -> Stor
              sender_name, message_type, content_type, content, attributes, private, status, \
              client_message_id, created_at, updated_at) \
              SELECT $1, $2, bumped.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', $11, \
-             $12, $12 FROM bumped \
-             ON CONFLICT (conversation_id, sender_kind, sender_id, client_message_id) \
-             WHERE client_message_id IS NOT NULL DO NOTHING \
-             RETURNING id, seq) \
+             $12, $12 FROM bumped RETURNING id, seq) \
          SELECT inserted.id, inserted.seq, bumped.assignee_id \
          FROM bumped LEFT JOIN inserted ON true",
     )
@@ -620,18 +619,21 @@ async fn try_append(connection: &mut PgConnection, message: &NewMessage) -> Stor
     .bind(i64::from(unread_for_contact))
     .fetch_optional(&mut *connection)
     .await
-    .map_err(from_pg)?;
-    let Some(row) = row else {
-        return Err(StoreError::NotFound {
-            what: "conversation",
-        });
+    .map_err(from_pg);
+    let row = match row {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            return Err(StoreError::NotFound {
+                what: "conversation",
+            })
+        }
+        Err(StoreError::Conflict { .. }) if message.client_message_id.is_some() => {
+            return Ok(Attempt::Repeated)
+        }
+        Err(error) => return Err(error),
     };
-    let (Some(id), Some(seq)) = (
-        get::<Option<i64>>(&row, "id")?,
-        get::<Option<i64>>(&row, "seq")?,
-    ) else {
-        return Ok(Attempt::Repeated);
-    };
+    let id: i64 = get(&row, "id")?;
+    let seq: i64 = get(&row, "seq")?;
     let assignee_id: Option<i64> = get(&row, "assignee_id")?;
     let message = message.clone();
     Ok(Attempt::Created(Box::new(Appended {
@@ -1150,17 +1152,11 @@ impl Store for PostgresStore {
     }
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
-        let mut transaction = self.pool.begin().await.map_err(from_pg)?;
-        match try_append(&mut transaction, &message).await? {
-            Attempt::Created(appended) => {
-                transaction.commit().await.map_err(from_pg)?;
-                Ok(*appended)
-            }
-            Attempt::Repeated => {
-                transaction.rollback().await.map_err(from_pg)?;
-                let mut connection = self.pool.acquire().await.map_err(from_pg)?;
-                original(&mut connection, &message).await
-            }
+        // One statement, its own transaction: one round trip for the usual case.
+        let mut connection = self.pool.acquire().await.map_err(from_pg)?;
+        match try_append(&mut connection, &message).await? {
+            Attempt::Created(appended) => Ok(*appended),
+            Attempt::Repeated => original(&mut connection, &message).await,
         }
     }
 
@@ -1169,8 +1165,7 @@ impl Store for PostgresStore {
         messages: Vec<NewMessage>,
     ) -> StoreResult<Vec<StoreResult<Appended>>> {
         if messages.len() == 1 {
-            // The usual case: the transaction alone undoes a failed append, so the savepoint's
-            // two round trips are saved.
+            // The usual case: one statement needs no transaction and no savepoint around it.
             let message = messages.into_iter().next().expect("one message");
             return Ok(vec![self.append_message(message).await]);
         }
