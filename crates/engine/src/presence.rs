@@ -484,17 +484,22 @@ impl PendingReceipts {
         !std::mem::replace(&mut state.1, true)
     }
 
-    /// Everything waiting, or `None` (and the draining task ends) when nothing is.
+    /// The oldest waiting, at most [`MAX_RECEIPTS_PER_WRITE`] (one write stays short for the
+    /// writes queued behind it), or `None` (and the draining task ends) when none are.
     fn take(&self) -> Option<Vec<MessageId>> {
         let mut state = self.state.lock().expect("receipts poisoned");
         if state.0.is_empty() {
             state.1 = false;
             None
+        } else if state.0.len() > MAX_RECEIPTS_PER_WRITE {
+            Some(state.0.drain(..MAX_RECEIPTS_PER_WRITE).collect())
         } else {
             Some(std::mem::take(&mut state.0))
         }
     }
 }
+
+const MAX_RECEIPTS_PER_WRITE: usize = 512;
 
 /// Whose cursor a principal's deliveries move.
 pub(crate) fn cursor_owner(principal: &Principal) -> Option<CursorOwner> {
@@ -641,6 +646,13 @@ mod tests {
             receipts.add(vec![MessageId(5)]),
             "so the next add starts one"
         );
+        receipts.add((6..1000).map(MessageId).collect());
+        let first = receipts.take().unwrap();
+        assert_eq!(first.len(), MAX_RECEIPTS_PER_WRITE);
+        assert_eq!(first[0], MessageId(5), "oldest first");
+        let rest = receipts.take().unwrap();
+        assert_eq!(rest.len(), 995 - MAX_RECEIPTS_PER_WRITE);
+        assert_eq!(receipts.take(), None);
     }
 
     #[test]
