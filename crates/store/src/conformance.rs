@@ -1041,12 +1041,26 @@ pub async fn batched_appends_keep_order_and_fail_alone(store: &Arc<dyn Store>) {
     let repeat = results[3].as_ref().unwrap();
     assert!(!repeat.created);
     assert_eq!(repeat.message.id, first.message.id);
+    // A batch of one (the usual case, which may take a shorter path) repeats the same way and
+    // takes no seq.
+    let alone = store
+        .append_messages(vec![visitor_text(&world, "one yet again", Some("b-1"))])
+        .await
+        .unwrap();
+    let alone = alone[0].as_ref().unwrap();
+    assert!(!alone.created);
+    assert_eq!(alone.message.id, first.message.id);
+    let next = store
+        .append_messages(vec![visitor_text(&world, "three", None)])
+        .await
+        .unwrap();
+    assert_eq!(next[0].as_ref().unwrap().message.seq, 3);
     let stored = store
         .messages_after(world.session.conversation_id, 0, 10)
         .await
         .unwrap();
     let contents: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(contents, vec!["one", "two"]);
+    assert_eq!(contents, vec!["one", "two", "three"]);
 }
 
 pub async fn appends_report_the_assignee(store: &Arc<dyn Store>) {

@@ -612,45 +612,65 @@ fn session_by_id(connection: &Connection, id: &SessionId) -> rusqlite::Result<Op
         .optional()
 }
 
+/// What finds the message a repeated `client_message_id` first created: conversation, sender
+/// kind and id, and the client's id.
+type RepeatKey = (ConversationId, &'static str, i64, String);
+
+fn repeat_key(message: &NewMessage) -> Option<RepeatKey> {
+    message.client_message_id.clone().map(|id| {
+        (
+            message.conversation_id,
+            message.sender.kind_str(),
+            message.sender.id_number(),
+            id,
+        )
+    })
+}
+
+/// The message a repeated `client_message_id` first created, and the conversation's assignee.
+fn original(connection: &Connection, key: &RepeatKey) -> rusqlite::Result<Appended> {
+    let (conversation_id, sender_kind, sender_id, client_message_id) = key;
+    let message = connection
+        .prepare_cached(
+            "SELECT * FROM messages WHERE conversation_id = ?1 AND sender_kind = ?2 \
+             AND sender_id = ?3 AND client_message_id = ?4",
+        )?
+        .query_row(
+            params![conversation_id.0, sender_kind, sender_id, client_message_id],
+            message_from_row,
+        )?;
+    let assignee_id = connection
+        .prepare_cached("SELECT assignee_id FROM conversations WHERE id = ?1")?
+        .query_row(params![conversation_id.0], |row| {
+            row.get::<_, Option<i64>>(0)
+        })?;
+    Ok(Appended {
+        message,
+        created: false,
+        assignee_id: assignee_id.map(AgentId),
+    })
+}
+
+/// Appends `message` in a savepoint of its own, answering a repeated `client_message_id` with
+/// the original.
 fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended> {
+    let key = repeat_key(&message);
+    match in_savepoint(connection, "message", |connection| {
+        try_append(connection, message)
+    }) {
+        Err(StoreError::Conflict { .. }) if key.is_some() => {
+            original(connection, key.as_ref().expect("checked")).map_err(from_sqlite)
+        }
+        other => other,
+    }
+}
+
+/// Bumps the conversation's seq and inserts the message with it. A repeated
+/// `client_message_id` breaks the unique index and fails with [`StoreError::Conflict`]; the
+/// caller then rolls back the savepoint this ran in (the bump with it).
+fn try_append(connection: &Connection, message: NewMessage) -> StoreResult<Appended> {
     let sender_kind = message.sender.kind_str();
     let sender_id = message.sender.id_number();
-    if let Some(client_message_id) = &message.client_message_id {
-        let existing = connection
-            .prepare_cached(
-                "SELECT * FROM messages WHERE conversation_id = ?1 AND sender_kind = ?2 \
-                 AND sender_id = ?3 AND client_message_id = ?4",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row(
-                        params![
-                            message.conversation_id.0,
-                            sender_kind,
-                            sender_id,
-                            client_message_id
-                        ],
-                        message_from_row,
-                    )
-                    .optional()
-            })
-            .map_err(from_sqlite)?;
-        if let Some(original) = existing {
-            let assignee_id = connection
-                .prepare_cached("SELECT assignee_id FROM conversations WHERE id = ?1")
-                .and_then(|mut statement| {
-                    statement.query_row(params![message.conversation_id.0], |row| {
-                        row.get::<_, Option<i64>>(0)
-                    })
-                })
-                .map_err(from_sqlite)?;
-            return Ok(Appended {
-                message: original,
-                created: false,
-                assignee_id: assignee_id.map(AgentId),
-            });
-        }
-    }
     let updated: Option<(i64, Option<i64>)> = connection
         .prepare_cached(
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?3, \
@@ -1269,24 +1289,35 @@ impl Store for SqliteStore {
     }
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
-        self.write(move |connection| append(connection, message))
+        // The job's own savepoint undoes a failed attempt; a repeat is answered after the
+        // commit, from a reader (the original is committed by then).
+        let key = repeat_key(&message);
+        match self
+            .write(move |connection| try_append(connection, message))
             .await
+        {
+            Err(StoreError::Conflict { .. }) if key.is_some() => {
+                self.read(move |connection| original(connection, key.as_ref().expect("checked")))
+                    .await
+            }
+            other => other,
+        }
     }
 
     async fn append_messages(
         &self,
         messages: Vec<NewMessage>,
     ) -> StoreResult<Vec<StoreResult<Appended>>> {
+        if messages.len() == 1 {
+            let message = messages.into_iter().next().expect("one message");
+            return Ok(vec![self.append_message(message).await]);
+        }
         self.write(move |connection| {
+            // Each in its own savepoint, nested in the job's: one failure rolls back only
+            // itself (and its seq).
             Ok(messages
                 .into_iter()
-                .map(|message| {
-                    // Each in its own savepoint, nested in the job's: one failure rolls back
-                    // only itself (and its seq).
-                    in_savepoint(connection, "message", |connection| {
-                        append(connection, message)
-                    })
-                })
+                .map(|message| append(connection, message))
                 .collect())
         })
         .await
