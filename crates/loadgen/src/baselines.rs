@@ -125,16 +125,26 @@ pub async fn socketio_connect(port: u16, room: &str) -> Result<Socket, String> {
 pub fn comparison(
     scenario: &str,
     throughput_key: &str,
+    cpu_key: &str,
     ours: serde_json::Value,
     bare: serde_json::Value,
     node: Result<serde_json::Value, String>,
 ) -> serde_json::Value {
     let node = node.unwrap_or_else(|error| serde_json::json!({ "error": error }));
     let throughput = |value: &serde_json::Value| value[throughput_key].as_f64().unwrap_or(0.0);
+    // How many times the server CPU a baseline spends per unit of work that Switchboard does:
+    // above 1, Switchboard is the cheaper one.
+    let cpu_ratio =
+        |baseline: &serde_json::Value| match (baseline[cpu_key].as_f64(), ours[cpu_key].as_f64()) {
+            (Some(theirs), Some(mine)) if mine > 0.0 => serde_json::json!(theirs / mine),
+            _ => serde_json::Value::Null,
+        };
     serde_json::json!({
         "scenario": scenario,
         "ratioToBare": throughput(&ours) / throughput(&bare).max(1.0),
         "ratioToNode": throughput(&ours) / throughput(&node).max(1.0),
+        "cpuPerUnitBareOverOurs": cpu_ratio(&bare),
+        "cpuPerUnitNodeOverOurs": cpu_ratio(&node),
         "switchboard": ours,
         "bareBaseline": bare,
         "nodeSocketIo": node,

@@ -238,5 +238,12 @@ pub async fn run(options: ChatOptions) -> Value {
     let bare = bare(&options).await;
     eprintln!("chat on the Node.js Socket.IO baseline …");
     let node = node_socketio(&options).await;
-    comparison("chat", "messagesPerSecond", ours, bare, node)
+    comparison(
+        "chat",
+        "messagesPerSecond",
+        "serverCpuMicrosPerMessage",
+        ours,
+        bare,
+        node,
+    )
 }

@@ -183,5 +183,12 @@ pub async fn run(options: FanoutOptions) -> Value {
     let bare = baseline(&options).await;
     eprintln!("fanout on the Node.js Socket.IO baseline …");
     let node = node_socketio(&options).await;
-    comparison("fanout", "deliveredPerSecond", ours, bare, node)
+    comparison(
+        "fanout",
+        "deliveredPerSecond",
+        "serverCpuMicrosPerDelivery",
+        ours,
+        bare,
+        node,
+    )
 }

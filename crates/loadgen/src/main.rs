@@ -568,4 +568,13 @@ fn print_comparison(result: &serde_json::Value, columns: &[(&str, &str, usize)])
         result["ratioToBare"].as_f64().unwrap_or(0.0),
         result["ratioToNode"].as_f64().unwrap_or(0.0)
     );
+    println!(
+        "server CPU per unit of work: bare / switchboard {:.2}, node / switchboard {:.2}",
+        result["cpuPerUnitBareOverOurs"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        result["cpuPerUnitNodeOverOurs"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
 }
