@@ -91,6 +91,31 @@ pub struct Appended {
     pub assignee_id: Option<AgentId>,
 }
 
+/// What finds the message a repeated `client_message_id` first created. Both backends append
+/// without looking first: the unique index over these columns refuses a repeat, the attempt
+/// is undone, and the original is read with this key.
+pub(crate) struct RepeatKey {
+    pub conversation_id: ConversationId,
+    pub sender_kind: &'static str,
+    pub sender_id: i64,
+    pub client_message_id: String,
+}
+
+impl RepeatKey {
+    /// The key of `message`, if it carries a `client_message_id`.
+    pub(crate) fn of(message: &NewMessage) -> Option<RepeatKey> {
+        message
+            .client_message_id
+            .clone()
+            .map(|client_message_id| RepeatKey {
+                conversation_id: message.conversation_id,
+                sender_kind: message.sender.kind_str(),
+                sender_id: message.sender.id_number(),
+                client_message_id,
+            })
+    }
+}
+
 /// Whose read position to move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadSide {

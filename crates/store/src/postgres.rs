@@ -1,10 +1,10 @@
 //! The PostgreSQL store, for several nodes sharing one database: a connection pool, migrations
 //! applied under an advisory lock (nodes may start together), and one transaction per write.
 //!
-//! Seq allocation stays gapless with writers on several nodes because an append first locks its
-//! conversation's row (`SELECT ... FOR UPDATE`): appends to one conversation are serialised by
-//! the database, the idempotency check runs under the lock, and a failed append rolls back its
-//! savepoint, seq included.
+//! Seq allocation stays gapless with writers on several nodes because an append bumps its
+//! conversation's row in the same statement that inserts the message: the row lock serialises
+//! appends to one conversation, and a failed append (a repeated `client_message_id` breaks the
+//! unique index) is undone whole, seq included.
 
 use crate::*;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -557,21 +557,12 @@ async fn insert_conversation(
     conversation_from_row(&row)
 }
 
-/// Appends one message inside the caller's transaction (see the module's note on locking).
-/// What one attempt to append gives.
-enum Attempt {
-    Created(Box<Appended>),
-    /// The sender already sent this `client_message_id` here: the statement failed whole (the
-    /// seq it took is undone with it) and the caller answers with [`original`].
-    Repeated,
-}
-
 /// Appends `message` in one statement, atomic on its own: the conversation's row is bumped
 /// (which locks it, so appends to one conversation are serialised and seqs stay gapless) and
 /// the message inserted with the new seq. A repeated `client_message_id` breaks the unique
-/// index, which fails the whole statement, bump included; inside a transaction the caller
-/// rolls back to before it.
-async fn try_append(connection: &mut PgConnection, message: &NewMessage) -> StoreResult<Attempt> {
+/// index and fails the whole statement, bump included, with [`StoreError::Conflict`]; inside a
+/// transaction the caller rolls back to before it.
+async fn try_append(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
     let unread_for_agents = message.message_type == MessageType::Incoming;
     let unread_for_contact = !message.private
         && matches!(
@@ -619,24 +610,16 @@ async fn try_append(connection: &mut PgConnection, message: &NewMessage) -> Stor
     .bind(i64::from(unread_for_contact))
     .fetch_optional(&mut *connection)
     .await
-    .map_err(from_pg);
-    let row = match row {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            return Err(StoreError::NotFound {
-                what: "conversation",
-            })
-        }
-        Err(StoreError::Conflict { .. }) if message.client_message_id.is_some() => {
-            return Ok(Attempt::Repeated)
-        }
-        Err(error) => return Err(error),
+    .map_err(from_pg)?;
+    let Some(row) = row else {
+        return Err(StoreError::NotFound {
+            what: "conversation",
+        });
     };
     let id: i64 = get(&row, "id")?;
     let seq: i64 = get(&row, "seq")?;
     let assignee_id: Option<i64> = get(&row, "assignee_id")?;
-    let message = message.clone();
-    Ok(Attempt::Created(Box::new(Appended {
+    Ok(Appended {
         assignee_id: assignee_id.map(AgentId),
         message: Message {
             id: MessageId(id),
@@ -655,25 +638,25 @@ async fn try_append(connection: &mut PgConnection, message: &NewMessage) -> Stor
             updated_at: message.created_at,
         },
         created: true,
-    })))
+    })
 }
 
 /// The message a repeated `client_message_id` first created, and the conversation's assignee.
-async fn original(connection: &mut PgConnection, message: &NewMessage) -> StoreResult<Appended> {
+async fn original(connection: &mut PgConnection, key: &RepeatKey) -> StoreResult<Appended> {
     let row = sqlx::query(
         "SELECT * FROM messages WHERE conversation_id = $1 AND sender_kind = $2 \
          AND sender_id = $3 AND client_message_id = $4",
     )
-    .bind(message.conversation_id.0)
-    .bind(message.sender.kind_str())
-    .bind(message.sender.id_number())
-    .bind(&message.client_message_id)
+    .bind(key.conversation_id.0)
+    .bind(key.sender_kind)
+    .bind(key.sender_id)
+    .bind(&key.client_message_id)
     .fetch_one(&mut *connection)
     .await
     .map_err(from_pg)?;
     let assignee_id: Option<i64> =
         sqlx::query_scalar("SELECT assignee_id FROM conversations WHERE id = $1")
-            .bind(message.conversation_id.0)
+            .bind(key.conversation_id.0)
             .fetch_one(&mut *connection)
             .await
             .map_err(from_pg)?;
@@ -687,19 +670,19 @@ async fn original(connection: &mut PgConnection, message: &NewMessage) -> StoreR
 /// Runs [`try_append`] in a savepoint: a failure, or a repeat, undoes only it (its seq
 /// included).
 async fn append_alone(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
+    let key = RepeatKey::of(&message);
     let mut savepoint = connection.begin().await.map_err(from_pg)?;
-    match try_append(&mut savepoint, &message).await {
-        Ok(Attempt::Created(appended)) => {
+    match try_append(&mut savepoint, message).await {
+        Ok(appended) => {
             savepoint.commit().await.map_err(from_pg)?;
-            Ok(*appended)
-        }
-        Ok(Attempt::Repeated) => {
-            savepoint.rollback().await.map_err(from_pg)?;
-            original(connection, &message).await
+            Ok(appended)
         }
         Err(error) => {
             savepoint.rollback().await.map_err(from_pg)?;
-            Err(error)
+            match (error, key) {
+                (StoreError::Conflict { .. }, Some(key)) => original(connection, &key).await,
+                (error, _) => Err(error),
+            }
         }
     }
 }
@@ -1153,10 +1136,11 @@ impl Store for PostgresStore {
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
         // One statement, its own transaction: one round trip for the usual case.
+        let key = RepeatKey::of(&message);
         let mut connection = self.pool.acquire().await.map_err(from_pg)?;
-        match try_append(&mut connection, &message).await? {
-            Attempt::Created(appended) => Ok(*appended),
-            Attempt::Repeated => original(&mut connection, &message).await,
+        match (try_append(&mut connection, message).await, key) {
+            (Err(StoreError::Conflict { .. }), Some(key)) => original(&mut connection, &key).await,
+            (appended, _) => appended,
         }
     }
 

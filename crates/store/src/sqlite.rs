@@ -612,36 +612,25 @@ fn session_by_id(connection: &Connection, id: &SessionId) -> rusqlite::Result<Op
         .optional()
 }
 
-/// What finds the message a repeated `client_message_id` first created: conversation, sender
-/// kind and id, and the client's id.
-type RepeatKey = (ConversationId, &'static str, i64, String);
-
-fn repeat_key(message: &NewMessage) -> Option<RepeatKey> {
-    message.client_message_id.clone().map(|id| {
-        (
-            message.conversation_id,
-            message.sender.kind_str(),
-            message.sender.id_number(),
-            id,
-        )
-    })
-}
-
 /// The message a repeated `client_message_id` first created, and the conversation's assignee.
 fn original(connection: &Connection, key: &RepeatKey) -> rusqlite::Result<Appended> {
-    let (conversation_id, sender_kind, sender_id, client_message_id) = key;
     let message = connection
         .prepare_cached(
             "SELECT * FROM messages WHERE conversation_id = ?1 AND sender_kind = ?2 \
              AND sender_id = ?3 AND client_message_id = ?4",
         )?
         .query_row(
-            params![conversation_id.0, sender_kind, sender_id, client_message_id],
+            params![
+                key.conversation_id.0,
+                key.sender_kind,
+                key.sender_id,
+                key.client_message_id
+            ],
             message_from_row,
         )?;
     let assignee_id = connection
         .prepare_cached("SELECT assignee_id FROM conversations WHERE id = ?1")?
-        .query_row(params![conversation_id.0], |row| {
+        .query_row(params![key.conversation_id.0], |row| {
             row.get::<_, Option<i64>>(0)
         })?;
     Ok(Appended {
@@ -654,14 +643,15 @@ fn original(connection: &Connection, key: &RepeatKey) -> rusqlite::Result<Append
 /// Appends `message` in a savepoint of its own, answering a repeated `client_message_id` with
 /// the original.
 fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended> {
-    let key = repeat_key(&message);
-    match in_savepoint(connection, "message", |connection| {
+    let key = RepeatKey::of(&message);
+    let appended = in_savepoint(connection, "message", |connection| {
         try_append(connection, message)
-    }) {
-        Err(StoreError::Conflict { .. }) if key.is_some() => {
-            original(connection, key.as_ref().expect("checked")).map_err(from_sqlite)
+    });
+    match (appended, key) {
+        (Err(StoreError::Conflict { .. }), Some(key)) => {
+            original(connection, &key).map_err(from_sqlite)
         }
-        other => other,
+        (appended, _) => appended,
     }
 }
 
@@ -1291,16 +1281,16 @@ impl Store for SqliteStore {
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
         // The job's own savepoint undoes a failed attempt; a repeat is answered after the
         // commit, from a reader (the original is committed by then).
-        let key = repeat_key(&message);
-        match self
+        let key = RepeatKey::of(&message);
+        let appended = self
             .write(move |connection| try_append(connection, message))
-            .await
-        {
-            Err(StoreError::Conflict { .. }) if key.is_some() => {
-                self.read(move |connection| original(connection, key.as_ref().expect("checked")))
+            .await;
+        match (appended, key) {
+            (Err(StoreError::Conflict { .. }), Some(key)) => {
+                self.read(move |connection| original(connection, &key))
                     .await
             }
-            other => other,
+            (appended, _) => appended,
         }
     }
 
