@@ -7,13 +7,6 @@ use serde_json::{json, Value};
 use switchboard_core::event::BotFailure;
 use switchboard_core::*;
 
-pub fn sender(sender: &Sender) -> Value {
-    match sender {
-        Sender::Bot { id, name } => json!({"type": "bot", "id": id.0, "name": name}),
-        other => json!({"type": other.kind_str(), "id": other.id_number()}),
-    }
-}
-
 fn message_type(message_type: MessageType) -> &'static str {
     match message_type {
         MessageType::Incoming => "incoming",

@@ -6,7 +6,7 @@ use super::frames::{
     decode_managed_frame, engine_error_frame, error_frame, pong_frame, ErrorCode, ManagedFrame,
 };
 use super::session::{
-    close_with, heartbeat_missed, next_message, run_commands, send_all, CloseCode,
+    close_with, heartbeat_missed, next_message, run_commands, send_noted, CloseCode,
     MAX_FRAMES_PER_TURN,
 };
 use crate::dialects::NATIVE_MANAGED_SLOT;
@@ -42,15 +42,10 @@ async fn send_rendered(
     principal: &Principal,
     deliveries: &[Delivery],
 ) -> bool {
-    let moves = engine.note_written(principal, deliveries);
-    if send_all(socket, deliveries.iter().map(render).collect())
+    let frames = deliveries.iter().map(render).collect();
+    send_noted(socket, engine, principal, deliveries, frames)
         .await
-        .is_err()
-    {
-        engine.write_failed(moves);
-        return false;
-    }
-    true
+        .is_ok()
 }
 
 async fn close(socket: &mut WebSocket, code: CloseCode, reason: &str) {
@@ -245,9 +240,7 @@ pub async fn chat_socket(
                     // already queued: it leaves in the same write as the acknowledgements.
                     let ready = feed.drain().await;
                     frames.extend(ready.iter().map(render));
-                    let moves = engine.note_written(&principal, &ready);
-                    if send_all(&mut socket, frames).await.is_err() {
-                        engine.write_failed(moves);
+                    if send_noted(&mut socket, &engine, &principal, &ready, frames).await.is_err() {
                         return;
                     }
                 }

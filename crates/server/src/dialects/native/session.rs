@@ -316,7 +316,7 @@ async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Sends `frames` in one write (fed, then flushed once).
-pub(super) async fn send_all<S>(socket: &mut S, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error>
+async fn send_all<S>(socket: &mut S, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error>
 where
     S: Sink<WsMessage, Error = axum::Error> + Unpin,
 {
@@ -349,6 +349,21 @@ where
                 .cloned(),
         );
     }
+    send_noted(socket, engine, principal, deliveries, frames).await
+}
+
+/// Sends `frames` in one write, `deliveries` (what they carry) noted written just before it
+/// and the note taken back if the write fails (see `Engine::note_written`).
+pub(super) async fn send_noted<S>(
+    socket: &mut S,
+    engine: &Engine,
+    principal: &switchboard_core::Principal,
+    deliveries: &[Delivery],
+    frames: Vec<Utf8Bytes>,
+) -> Result<(), axum::Error>
+where
+    S: Sink<WsMessage, Error = axum::Error> + Unpin,
+{
     let moves = engine.note_written(principal, deliveries);
     let written = send_all(socket, frames).await;
     if written.is_err() {
