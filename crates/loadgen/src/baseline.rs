@@ -1,7 +1,8 @@
 //! The bare baseline: a tokio + tungstenite WebSocket server with no authentication, storage or
 //! protocol, which forwards every text frame to every other connection in the same room (the
-//! request's path) through a broadcast channel. It is the practical ceiling for fan-out and chat
-//! on this machine, run as its own process.
+//! request's path) through a broadcast channel, writing whatever is queued for a connection in
+//! one system call. It is the practical ceiling for fan-out and chat on this machine, run as its
+//! own process.
 
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -65,16 +66,32 @@ pub async fn serve(listen: &str) {
                         Some(Ok(_)) => {}
                         _ => return,
                     },
-                    outgoing = receiver.recv() => match outgoing {
-                        Ok((from, message)) if from != id => {
-                            if sink.send(message).await.is_err() {
+                    outgoing = receiver.recv() => {
+                        let first = match outgoing {
+                            Ok((from, message)) => (from != id).then_some(message),
+                            Err(broadcast::error::RecvError::Lagged(_)) => None,
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        };
+                        // Everything already queued goes out in one write, as any server
+                        // tuned for fan-out does.
+                        let more = std::iter::from_fn(|| loop {
+                            match receiver.try_recv() {
+                                Ok((from, message)) if from != id => return Some(message),
+                                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                                Err(_) => return None,
+                            }
+                        });
+                        let mut written = false;
+                        for message in first.into_iter().chain(more) {
+                            if sink.feed(message).await.is_err() {
                                 return;
                             }
+                            written = true;
                         }
-                        Ok(_) => {}
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    },
+                        if written && sink.flush().await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         });
