@@ -62,6 +62,18 @@ enum Scenario {
         rate: u64,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Measure each server at every rate of `--rates` (rising) until it saturates, and
+        /// compare their peaks and what each sustains within `--p99-bound-ms`.
+        #[arg(long)]
+        sweep: bool,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "25,50,75,100,150,200,300,400,600,800,1000,1200,1400,1600,2000"
+        )]
+        rates: Vec<u64>,
+        #[arg(long, default_value_t = 200.0)]
+        p99_bound_ms: f64,
     },
     /// Many conversations, each a visitor and an agent exchanging messages; end-to-end latency
     /// including the durable commit.
@@ -407,8 +419,27 @@ async fn main() {
         }
         Scenario::Fanout {
             receivers,
+            seconds,
+            sweep: true,
+            rates,
+            p99_bound_ms,
+            ..
+        } => {
+            let result = fanout::sweep(fanout::SweepOptions {
+                receivers,
+                rates,
+                seconds,
+                p99_bound_ms,
+            })
+            .await;
+            print_sweep(&result);
+            println!("{result}");
+        }
+        Scenario::Fanout {
+            receivers,
             rate,
             seconds,
+            ..
         } => {
             let result = fanout::run(fanout::FanoutOptions {
                 receivers,
@@ -541,6 +572,59 @@ async fn main() {
 
 /// Prints a scenario's three servers as a table (one row each; `columns` are header, JSON key
 /// and decimals) and the throughput ratios.
+/// A fan-out sweep as a table of every run, then each server's peak and sustained figures and
+/// Switchboard's ratios to the baselines.
+fn print_sweep(result: &serde_json::Value) {
+    let number = |value: &serde_json::Value, decimals: usize| {
+        format!("{:.*}", decimals, value.as_f64().unwrap_or(f64::NAN))
+    };
+    println!("| server | offered deliveries/s | achieved | p50 ms | p99 ms | max ms | server CPU µs per delivery |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for server in fanout::Server::ALL {
+        let figures = &result[server.key()];
+        if let Some(error) = figures["error"].as_str() {
+            println!("| {} | not measured: {error} |", server.name());
+        }
+        for run in figures["runs"].as_array().into_iter().flatten() {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                server.name(),
+                number(&run["offeredPerSecond"], 0),
+                number(&run["deliveredPerSecond"], 0),
+                number(&run["p50Ms"], 2),
+                number(&run["p99Ms"], 2),
+                number(&run["maxMs"], 2),
+                number(&run["serverCpuMicrosPerDelivery"], 2),
+            );
+        }
+    }
+    let bound = number(&result["p99BoundMs"], 0);
+    for server in fanout::Server::ALL {
+        let figures = &result[server.key()];
+        let describe = |row: &serde_json::Value| match row.is_null() {
+            true => "none".to_string(),
+            false => format!(
+                "{} deliveries/s (p99 {} ms)",
+                number(&row["deliveredPerSecond"], 0),
+                number(&row["p99Ms"], 1)
+            ),
+        };
+        println!(
+            "{}: peak {}; sustained with p99 <= {bound} ms {}",
+            server.name(),
+            describe(&figures["peak"]),
+            describe(&figures["sustained"])
+        );
+    }
+    println!(
+        "switchboard / bare: peak {}, sustained {}; switchboard / node: peak {}, sustained {}",
+        number(&result["peakRatioToBare"], 2),
+        number(&result["sustainedRatioToBare"], 2),
+        number(&result["peakRatioToNode"], 2),
+        number(&result["sustainedRatioToNode"], 2),
+    );
+}
+
 fn print_comparison(result: &serde_json::Value, columns: &[(&str, &str, usize)]) {
     let headers: Vec<&str> = columns.iter().map(|(header, _, _)| *header).collect();
     println!("| server | {} |", headers.join(" | "));
