@@ -236,6 +236,12 @@ pub async fn run(options: FanoutOptions) -> Value {
     )
 }
 
+/// The rates (messages published per second) a sweep tries by default: fine steps where the Node
+/// server saturates with 1,000 receivers, coarse ones up to where Switchboard does.
+pub const SWEEP_RATES: [u64; 15] = [
+    25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1000, 1200, 1400, 1600, 2000,
+];
+
 pub struct SweepOptions {
     pub receivers: usize,
     /// Messages published per second, in rising order; each server is measured at each until

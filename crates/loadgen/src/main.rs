@@ -364,8 +364,9 @@ async fn main() {
         Scenario::Report { out } => {
             report::run(&out).await;
             println!(
-                "wrote {}, {} and {}",
+                "wrote {}, {}, {} and {}",
                 out.join("fanout-p99.svg").display(),
+                out.join("fanout-throughput.svg").display(),
                 out.join("idle-memory.svg").display(),
                 out.join("report.json").display()
             );
