@@ -124,8 +124,15 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
 }
 
 fn format_number(value: f64) -> String {
-    if value >= 1000.0 {
-        format!("{:.0}k", value / 1000.0)
+    // One decimal where it is needed: 1.6k, not 2k; 1.2M, not 1200k.
+    let scaled = |value: f64, unit: &str| match value.fract().abs() < 1e-9 {
+        true => format!("{value:.0}{unit}"),
+        false => format!("{value:.1}{unit}"),
+    };
+    if value >= 1_000_000.0 {
+        scaled(value / 1_000_000.0, "M")
+    } else if value >= 1000.0 {
+        scaled(value / 1000.0, "k")
     } else if value >= 10.0 || value == 0.0 {
         format!("{value:.0}")
     } else {
@@ -142,6 +149,10 @@ mod tests {
         assert_eq!(nice_ceiling(0.7), 1.0);
         assert_eq!(nice_ceiling(13.0), 20.0);
         assert_eq!(nice_ceiling(4_100.0), 5_000.0);
+        assert_eq!(format_number(1_600.0), "1.6k");
+        assert_eq!(format_number(400_000.0), "400k");
+        assert_eq!(format_number(1_200_000.0), "1.2M");
+        assert_eq!(format_number(2.5), "2.5");
         let svg = line_chart(
             "t",
             "x",
