@@ -73,6 +73,7 @@ async fn read_until(socket: &mut Socket, marker: &str) -> bool {
 /// Every conversation exchanges for `seconds`: each period the visitor sends and waits until
 /// the agent has it, then the agent replies and waits until the visitor has it.
 async fn exchange(
+    label: &str,
     options: &ChatOptions,
     server_pid: u32,
     pairs: Vec<(Socket, Socket)>,
@@ -84,13 +85,18 @@ async fn exchange(
         options.seconds
     );
     let latencies = Arc::new(Mutex::new(Vec::new()));
+    let exchanged = crate::progress::counter();
+    let _progress = crate::progress::start(
+        format!("chat · {label}"),
+        &[("messages received", &exchanged)],
+    );
     let cpu_before = cpu_seconds(server_pid);
     let started = Instant::now();
     let run_for = Duration::from_secs(options.seconds);
     let period = Duration::from_millis(options.period_ms);
     let mut tasks = Vec::new();
     for (index, (mut visitor, mut agent)) in pairs.into_iter().enumerate() {
-        let latencies = latencies.clone();
+        let (latencies, exchanged) = (latencies.clone(), exchanged.clone());
         tasks.push(tokio::spawn(async move {
             // Spread the conversations over the period.
             let offset = period.mul_f64((index as f64 * 0.618_034) % 1.0);
@@ -111,6 +117,7 @@ async fn exchange(
                     break;
                 }
                 mine.push(sent.elapsed());
+                exchanged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let marker = format!("a{index}-{n}");
                 let sent = Instant::now();
                 if agent
@@ -122,6 +129,7 @@ async fn exchange(
                     break;
                 }
                 mine.push(sent.elapsed());
+                exchanged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 n += 1;
             }
             latencies.lock().unwrap().extend(mine);
@@ -194,7 +202,7 @@ async fn switchboard(options: &ChatOptions) -> Value {
         .0;
         pairs.push((visitor, agent));
     }
-    exchange(options, server.pid(), pairs, &SWITCHBOARD).await
+    exchange("switchboard", options, server.pid(), pairs, &SWITCHBOARD).await
 }
 
 async fn bare(options: &ChatOptions) -> Value {
@@ -206,7 +214,7 @@ async fn bare(options: &ChatOptions) -> Value {
         let agent = crate::ws_connect(&url).await.unwrap().0;
         pairs.push((visitor, agent));
     }
-    exchange(options, server.pid(), pairs, &BARE).await
+    exchange("bare baseline", options, server.pid(), pairs, &BARE).await
 }
 
 async fn node_socketio(options: &ChatOptions) -> Result<Value, String> {
@@ -218,7 +226,7 @@ async fn node_socketio(options: &ChatOptions) -> Result<Value, String> {
         let agent = socketio_connect(port, &room).await?;
         pairs.push((visitor, agent));
     }
-    Ok(exchange(options, server.pid(), pairs, &SOCKET_IO).await)
+    Ok(exchange("node socket.io", options, server.pid(), pairs, &SOCKET_IO).await)
 }
 
 pub async fn run(options: ChatOptions) -> Value {

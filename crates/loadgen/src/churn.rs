@@ -5,7 +5,7 @@ use crate::server_process::{ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -29,10 +29,11 @@ pub async fn run(options: ChurnOptions) -> Value {
     let epoch = Instant::now();
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let total = options.rate * options.seconds;
+    let delivered = crate::progress::counter();
     let mut watchers = Vec::new();
     for _ in 0..options.watchers {
         let (mut socket, _) = crate::ws_connect(&url).await.unwrap();
-        let latencies = latencies.clone();
+        let (latencies, delivered) = (latencies.clone(), delivered.clone());
         watchers.push(tokio::spawn(async move {
             let mut seen = 0;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(options.seconds + 30);
@@ -57,6 +58,7 @@ pub async fn run(options: ChurnOptions) -> Value {
                         .lock()
                         .unwrap()
                         .push(Duration::from_nanos(now_ns.saturating_sub(sent_ns)));
+                    delivered.fetch_add(1, Ordering::Relaxed);
                     seen += 1;
                 }
             }
@@ -68,16 +70,27 @@ pub async fn run(options: ChurnOptions) -> Value {
         churn_sessions.push(new_session().await);
     }
     let ticket = crate::ticket(&http, &base, demo["agent"]["accessToken"].as_str().unwrap()).await;
-    let (mut publisher, _) = crate::ws_connect(format!(
+    let (publisher, _) = crate::ws_connect(format!(
         "ws://{base}/ws/chat/{}?ticket={}",
         session["conversationId"], ticket
     ))
     .await
     .unwrap();
+    // The publisher reads its acknowledgements and echoes, or the server stops reading from it.
+    let (mut publisher, mut answers) = publisher.split();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = answers.next().await {} });
 
     // Churn: open a socket, hold it a moment, close it — `churn_per_second` times a second.
-    let opened = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
+    let opened = crate::progress::counter();
+    let failed = crate::progress::counter();
+    let _progress = crate::progress::start(
+        "churn",
+        &[
+            ("delivered to watchers", &delivered),
+            ("sockets opened", &opened),
+            ("failed", &failed),
+        ],
+    );
     let connect_times = Arc::new(Mutex::new(Vec::new()));
     let churn = {
         let (opened, failed, connect_times) =
@@ -137,6 +150,7 @@ pub async fn run(options: ChurnOptions) -> Value {
     for watcher in watchers {
         let _ = watcher.await;
     }
+    reader.abort();
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort();
     let mut connects = connect_times.lock().unwrap().clone();

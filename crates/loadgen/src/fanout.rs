@@ -4,10 +4,12 @@
 //! in the same run, against the bare baseline (`baseline.rs`) with the same clients.
 
 use crate::baselines::{comparison, socketio_connect, BaselineProcess, Socket};
+use crate::progress::{self, counter};
 use crate::server_process::{cpu_seconds, ServerProcess, UNLIMITED};
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -21,6 +23,7 @@ pub struct FanoutOptions {
 /// Runs the measurement: `publish` sends one frame carrying a timestamp; each receiver finds
 /// the timestamp in what it reads with `extract`.
 async fn measure(
+    label: &str,
     options: &FanoutOptions,
     server_pid: u32,
     receivers: Vec<Socket>,
@@ -31,9 +34,14 @@ async fn measure(
     let epoch = Instant::now();
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let total = options.rate * options.seconds;
+    let (published, delivered) = (counter(), counter());
+    let _progress = progress::start(
+        format!("fanout · {label} · {} messages/s", options.rate),
+        &[("delivered", &delivered), ("published", &published)],
+    );
     let mut tasks = Vec::new();
     for mut receiver in receivers {
-        let latencies = latencies.clone();
+        let (latencies, delivered) = (latencies.clone(), delivered.clone());
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::with_capacity(total as usize);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -48,6 +56,7 @@ async fn measure(
                 if let Some(sent_ns) = extract(text.as_str()) {
                     let now_ns = epoch.elapsed().as_nanos() as u64;
                     mine.push(Duration::from_nanos(now_ns.saturating_sub(sent_ns)));
+                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
             latencies.lock().unwrap().extend(mine);
@@ -70,6 +79,7 @@ async fn measure(
             let frame = frame_for(sent, epoch.elapsed().as_nanos() as u64);
             publisher.send(Message::Text(frame.into())).await.unwrap();
             sent += 1;
+            published.fetch_add(1, Ordering::Relaxed);
         }
     }
     for task in tasks {
@@ -123,6 +133,7 @@ async fn switchboard(options: &FanoutOptions) -> Value {
     .unwrap()
     .0;
     measure(
+        Server::Switchboard.name(),
         options,
         server.pid(),
         receivers,
@@ -146,6 +157,7 @@ async fn baseline(options: &FanoutOptions) -> Value {
     }
     let publisher = crate::ws_connect(&url).await.unwrap().0;
     measure(
+        Server::Bare.name(),
         options,
         server.pid(),
         receivers,
@@ -164,6 +176,7 @@ async fn node_socketio(options: &FanoutOptions) -> Result<Value, String> {
     }
     let publisher = socketio_connect(port, "room").await?;
     Ok(measure(
+        Server::Node.name(),
         options,
         server.pid(),
         receivers,

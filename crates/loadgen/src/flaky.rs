@@ -5,7 +5,7 @@
 
 use crate::{ms, percentile};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_client::{Backoff, SessionClient, SessionConfig, SessionEvent};
@@ -20,9 +20,9 @@ pub struct FlakyOptions {
 
 #[derive(Default)]
 struct Totals {
-    acked: AtomicU64,
-    replies: AtomicU64,
-    reconnects: AtomicU64,
+    acked: crate::progress::Counter,
+    replies: crate::progress::Counter,
+    reconnects: crate::progress::Counter,
 }
 
 pub async fn run(options: FlakyOptions) -> Value {
@@ -94,7 +94,16 @@ pub async fn run(options: FlakyOptions) -> Value {
 
     let started = Instant::now();
     let run_for = Duration::from_secs(options.seconds);
-    let sent = Arc::new(AtomicU64::new(0));
+    let sent = crate::progress::counter();
+    let _progress = crate::progress::start(
+        "flaky",
+        &[
+            ("sent", &sent),
+            ("acknowledged", &totals.acked),
+            ("replies", &totals.replies),
+            ("reconnects", &totals.reconnects),
+        ],
+    );
     let mut tasks = Vec::new();
     for (index, (client, _, _)) in visitors.iter().enumerate() {
         let (client, sent) = (client.clone(), sent.clone());
@@ -120,19 +129,8 @@ pub async fn run(options: FlakyOptions) -> Value {
             }
         }));
     }
-    let mut last_report = Instant::now();
     for task in tasks {
         task.await.unwrap();
-        if last_report.elapsed() > Duration::from_secs(5) {
-            eprintln!(
-                "  … sent {}, acknowledged {}, replies {}, reconnects {}",
-                sent.load(Ordering::Relaxed),
-                totals.acked.load(Ordering::Relaxed),
-                totals.replies.load(Ordering::Relaxed),
-                totals.reconnects.load(Ordering::Relaxed)
-            );
-            last_report = Instant::now();
-        }
     }
     // Let the outboxes drain and the last replies arrive (bounded).
     let settle = Instant::now();

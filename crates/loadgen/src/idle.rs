@@ -25,6 +25,11 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 /// last run's sockets sit in TIME_WAIT.
 async fn open_sockets(base: &str, sessions: &[Value], block: usize, label: &str) -> Vec<Socket> {
     let mut sockets = Vec::with_capacity(sessions.len());
+    let open = crate::progress::counter();
+    let _progress = crate::progress::start(
+        format!("idle · {label}{} sockets", sessions.len()),
+        &[("open", &open)],
+    );
     for (index, session) in sessions.iter().enumerate() {
         let source = format!("127.{block}.0.{}:0", 2 + index / 4_000);
         let socket = TcpSocket::new_v4().unwrap();
@@ -33,9 +38,7 @@ async fn open_sockets(base: &str, sessions: &[Value], block: usize, label: &str)
         let url = crate::session_url(base, session);
         let (ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
         sockets.push(ws);
-        if (index + 1) % 5_000 == 0 {
-            eprintln!("  … {label}{} connections open", index + 1);
-        }
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     sockets
 }

@@ -12,6 +12,7 @@ mod fanout;
 mod flaky;
 mod idle;
 mod plot;
+mod progress;
 mod report;
 mod server_process;
 
@@ -236,10 +237,12 @@ async fn store_phase(durability: Durability, writers: usize, total: usize) -> Va
     let world = switchboard_store::conformance::world(&store).await;
     let world = Arc::new(world);
     let per_writer = total.div_ceil(writers);
+    let appended = progress::counter();
+    let _progress = progress::start("ack · store", &[("appended", &appended)]);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for writer in 0..writers {
-        let (store, world) = (store.clone(), world.clone());
+        let (store, world, appended) = (store.clone(), world.clone(), appended.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_writer);
             for n in 0..per_writer {
@@ -251,6 +254,7 @@ async fn store_phase(durability: Durability, writers: usize, total: usize) -> Va
                 let sent = Instant::now();
                 store.append_message(message).await.unwrap();
                 latencies.push(sent.elapsed());
+                appended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             latencies
         }));
@@ -303,9 +307,12 @@ async fn socket_phase(durability: Durability, sessions: usize, messages: usize) 
         let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         sockets.push(socket);
     }
+    let acknowledged = progress::counter();
+    let _progress = progress::start("ack · websocket", &[("acknowledged", &acknowledged)]);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (index, mut socket) in sockets.into_iter().enumerate() {
+        let acknowledged = acknowledged.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(messages);
             for n in 0..messages {
@@ -327,19 +334,14 @@ async fn socket_phase(durability: Durability, sessions: usize, messages: usize) 
                     }
                 }
                 latencies.push(sent.elapsed());
+                acknowledged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             latencies
         }));
     }
     let mut latencies = Vec::new();
-    let mut last_report = Instant::now();
-    let total = sessions * messages;
     for task in tasks {
         latencies.extend(task.await.unwrap());
-        if last_report.elapsed() > Duration::from_secs(1) {
-            eprintln!("  … {} of {total} acknowledged", latencies.len());
-            last_report = Instant::now();
-        }
     }
     let elapsed = started.elapsed();
     latencies.sort();
