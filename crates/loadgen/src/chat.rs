@@ -6,6 +6,7 @@
 
 use crate::baselines::{comparison, socketio_connect, BaselineProcess, Socket};
 use crate::server_process::{cpu_seconds, ServerProcess, UNLIMITED};
+use crate::sweep::Server;
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -145,6 +146,7 @@ async fn exchange(
     json!({
         "conversations": options.conversations,
         "periodMs": options.period_ms,
+        "offeredPerSecond": 2.0 * options.conversations as f64 * 1000.0 / options.period_ms as f64,
         "messages": latencies.len(),
         "messagesPerSecond": latencies.len() as f64 / elapsed.as_secs_f64(),
         "p50Ms": ms(percentile(&latencies, 0.5)),
@@ -227,6 +229,58 @@ async fn node_socketio(options: &ChatOptions) -> Result<Value, String> {
         pairs.push((visitor, agent));
     }
     Ok(exchange("node socket.io", options, server.pid(), pairs, &SOCKET_IO).await)
+}
+
+/// One chat measurement on one server (its own process, started and stopped here).
+async fn run_on(server: Server, options: &ChatOptions) -> Result<Value, String> {
+    match server {
+        Server::Switchboard => Ok(switchboard(options).await),
+        Server::Bare => Ok(bare(options).await),
+        Server::Node => node_socketio(options).await,
+    }
+}
+
+/// The paces (each side of each conversation sends every this many ms) a sweep tries by
+/// default, from a message a second to the closed loop's limit.
+pub const SWEEP_PERIODS_MS: [u64; 7] = [1000, 500, 250, 100, 50, 30, 20];
+
+pub struct ChatSweepOptions {
+    pub conversations: usize,
+    pub seconds: u64,
+    /// Falling periods, i.e. rising load.
+    pub periods_ms: Vec<u64>,
+    pub p99_bound_ms: f64,
+    pub postgres: bool,
+}
+
+/// Chat at a faster pace on each server until it cannot keep it (see `sweep.rs`).
+pub async fn sweep(options: ChatSweepOptions) -> Value {
+    let steps: Vec<(u64, u64)> = options.periods_ms.iter().map(|&p| (p, p)).collect();
+    let (conversations, seconds, postgres) =
+        (options.conversations, options.seconds, options.postgres);
+    let mut result = crate::sweep::run(
+        "chat",
+        &steps,
+        "messagesPerSecond",
+        options.p99_bound_ms,
+        |server, period_ms| async move {
+            eprintln!(
+                "chat sweep on {}: {conversations} conversations, every {period_ms} ms …",
+                server.name()
+            );
+            let run = ChatOptions {
+                conversations,
+                seconds,
+                period_ms,
+                postgres,
+            };
+            run_on(server, &run).await
+        },
+    )
+    .await;
+    result["conversations"] = json!(conversations);
+    result["seconds"] = json!(seconds);
+    result
 }
 
 pub async fn run(options: ChatOptions) -> Value {

@@ -6,6 +6,7 @@
 use crate::baselines::{comparison, socketio_connect, BaselineProcess, Socket};
 use crate::progress::{self, counter};
 use crate::server_process::{cpu_seconds, ServerProcess, UNLIMITED};
+use crate::sweep::Server;
 use crate::{ms, percentile};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -191,35 +192,6 @@ async fn node_socketio(options: &FanoutOptions) -> Result<Value, String> {
     .await)
 }
 
-/// The three servers a scenario measures, one after another with the same clients.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Server {
-    Switchboard,
-    Bare,
-    Node,
-}
-
-impl Server {
-    pub const ALL: [Server; 3] = [Server::Switchboard, Server::Bare, Server::Node];
-
-    /// The key of this server's figures in a scenario's JSON.
-    pub fn key(self) -> &'static str {
-        match self {
-            Server::Switchboard => "switchboard",
-            Server::Bare => "bareBaseline",
-            Server::Node => "nodeSocketIo",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Server::Switchboard => "switchboard",
-            Server::Bare => "bare baseline",
-            Server::Node => "node socket.io",
-        }
-    }
-}
-
 /// One fan-out measurement on one server (its own process, started and stopped here).
 pub async fn run_on(server: Server, options: &FanoutOptions) -> Result<Value, String> {
     match server {
@@ -265,132 +237,30 @@ pub struct SweepOptions {
     pub p99_bound_ms: f64,
 }
 
-/// A run a server did not keep up with: it delivered less than 90% of the offered rate, or
-/// not every message before the receivers gave up. Higher rates only show it falling further
-/// behind, so the sweep stops there.
-fn saturated(row: &Value) -> bool {
-    let delivered = row["delivered"].as_u64().unwrap_or(0);
-    let expected = row["expected"].as_u64().unwrap_or(u64::MAX);
-    let achieved = row["deliveredPerSecond"].as_f64().unwrap_or(0.0);
-    let offered = row["offeredPerSecond"].as_f64().unwrap_or(f64::MAX);
-    delivered < expected || achieved < 0.9 * offered
-}
-
-/// The peak of a server's sweep, and its best run that delivered everything within the
-/// latency bound: `{"peak": row, "sustained": row}` (either null when no run qualifies).
-fn best_of(rows: &[Value], p99_bound_ms: f64) -> Value {
-    let achieved = |row: &&Value| row["deliveredPerSecond"].as_f64().unwrap_or(0.0);
-    let by_achieved = |a: &&Value, b: &&Value| achieved(a).total_cmp(&achieved(b));
-    let peak = rows.iter().max_by(by_achieved);
-    let sustained = rows
-        .iter()
-        .filter(|row| {
-            row["delivered"] == row["expected"]
-                && row["p99Ms"].as_f64().unwrap_or(f64::MAX) <= p99_bound_ms
-        })
-        .max_by(by_achieved);
-    json!({"peak": peak, "sustained": sustained})
-}
-
-/// Fan-out at rising rates on each server until it saturates: where each one peaks, and the
-/// most it sustains with every message delivered and p99 within the bound. The comparison the
-/// targets ask for ("deliveries per second at equal or better p99") is between those.
+/// Fan-out at rising rates on each server until it saturates (see `sweep.rs`).
 pub async fn sweep(options: SweepOptions) -> Value {
-    let mut result = json!({
-        "scenario": "fanout-sweep",
-        "receivers": options.receivers,
-        "seconds": options.seconds,
-        "p99BoundMs": options.p99_bound_ms,
-    });
-    for server in Server::ALL {
-        let mut rows = Vec::new();
-        let mut error = None;
-        for &rate in &options.rates {
+    let steps: Vec<(u64, u64)> = options.rates.iter().map(|&rate| (rate, rate)).collect();
+    let (receivers, seconds) = (options.receivers, options.seconds);
+    let mut result = crate::sweep::run(
+        "fanout",
+        &steps,
+        "deliveredPerSecond",
+        options.p99_bound_ms,
+        |server, rate| async move {
             eprintln!(
-                "fanout sweep on {}: {} receivers, {rate} messages/s …",
-                server.name(),
-                options.receivers
+                "fanout sweep on {}: {receivers} receivers, {rate} messages/s …",
+                server.name()
             );
             let run = FanoutOptions {
-                receivers: options.receivers,
+                receivers,
                 rate,
-                seconds: options.seconds,
+                seconds,
             };
-            match run_on(server, &run).await {
-                Ok(row) => {
-                    let stop = saturated(&row);
-                    rows.push(row);
-                    if stop {
-                        break;
-                    }
-                }
-                Err(message) => {
-                    error = Some(message);
-                    break;
-                }
-            }
-        }
-        let best = best_of(&rows, options.p99_bound_ms);
-        result[server.key()] = json!({
-            "runs": rows,
-            "peak": best["peak"],
-            "sustained": best["sustained"],
-            "error": error,
-        });
-    }
-    let figure = |result: &Value, server: Server, which: &str| {
-        result[server.key()][which]["deliveredPerSecond"]
-            .as_f64()
-            .unwrap_or(0.0)
-    };
-    let ratio = |ours: f64, theirs: f64| match theirs > 0.0 {
-        true => json!(ours / theirs),
-        false => Value::Null,
-    };
-    for which in ["peak", "sustained"] {
-        let ours = figure(&result, Server::Switchboard, which);
-        let (bare, node) = (
-            figure(&result, Server::Bare, which),
-            figure(&result, Server::Node, which),
-        );
-        result[format!("{which}RatioToBare")] = ratio(ours, bare);
-        result[format!("{which}RatioToNode")] = ratio(ours, node);
-    }
+            run_on(server, &run).await
+        },
+    )
+    .await;
+    result["receivers"] = json!(receivers);
+    result["seconds"] = json!(seconds);
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(offered: u64, achieved: u64, delivered: u64, expected: u64, p99: f64) -> Value {
-        json!({
-            "offeredPerSecond": offered,
-            "deliveredPerSecond": achieved as f64,
-            "delivered": delivered,
-            "expected": expected,
-            "p99Ms": p99,
-        })
-    }
-
-    #[test]
-    fn a_run_that_falls_behind_or_loses_messages_is_saturated() {
-        assert!(!saturated(&row(100_000, 99_000, 500, 500, 5.0)));
-        assert!(saturated(&row(100_000, 80_000, 500, 500, 5.0)));
-        assert!(saturated(&row(100_000, 99_000, 499, 500, 5.0)));
-    }
-
-    #[test]
-    fn the_sustained_figure_keeps_to_the_bound_and_the_peak_does_not() {
-        let rows = vec![
-            row(100_000, 100_000, 10, 10, 8.0),
-            row(200_000, 199_000, 10, 10, 150.0),
-            row(400_000, 380_000, 10, 10, 900.0),
-            row(600_000, 300_000, 9, 10, 5_000.0),
-        ];
-        let best = best_of(&rows, 200.0);
-        assert_eq!(best["peak"]["offeredPerSecond"], 400_000);
-        assert_eq!(best["sustained"]["offeredPerSecond"], 200_000);
-        assert!(best_of(&rows[3..], 200.0)["sustained"].is_null());
-    }
 }

@@ -15,6 +15,7 @@ mod plot;
 mod progress;
 mod report;
 mod server_process;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
@@ -90,6 +91,14 @@ enum Scenario {
         /// the local server) instead of its embedded SQLite.
         #[arg(long)]
         postgres: bool,
+        /// Measure each server at every pace of `--periods-ms` (falling) until it cannot keep
+        /// it, and compare their peaks and what each sustains within `--p99-bound-ms`.
+        #[arg(long)]
+        sweep: bool,
+        #[arg(long, value_delimiter = ',', default_values_t = chat::SWEEP_PERIODS_MS)]
+        periods_ms: Vec<u64>,
+        #[arg(long, default_value_t = 5.0)]
+        p99_bound_ms: f64,
     },
     /// Connections opened and closed at a set rate while messages flow to steady watchers.
     Churn {
@@ -396,8 +405,29 @@ async fn main() {
         Scenario::Chat {
             conversations,
             seconds,
+            postgres,
+            sweep: true,
+            periods_ms,
+            p99_bound_ms,
+            ..
+        } => {
+            let result = chat::sweep(chat::ChatSweepOptions {
+                conversations,
+                seconds,
+                periods_ms,
+                p99_bound_ms,
+                postgres,
+            })
+            .await;
+            print_sweep(&result, "message", "serverCpuMicrosPerMessage");
+            println!("{result}");
+        }
+        Scenario::Chat {
+            conversations,
+            seconds,
             period_ms,
             postgres,
+            ..
         } => {
             let result = chat::run(chat::ChatOptions {
                 conversations,
@@ -435,7 +465,7 @@ async fn main() {
                 p99_bound_ms,
             })
             .await;
-            print_sweep(&result);
+            print_sweep(&result, "delivery", "serverCpuMicrosPerDelivery");
             println!("{result}");
         }
         Scenario::Fanout {
@@ -576,14 +606,20 @@ async fn main() {
 /// Prints a scenario's three servers as a table (one row each; `columns` are header, JSON key
 /// and decimals) and the throughput ratios.
 /// A fan-out sweep as a table of every run, then each server's peak and sustained figures and
-/// Switchboard's ratios to the baselines.
-fn print_sweep(result: &serde_json::Value) {
+/// Switchboard's ratios to the baselines. `unit` names what the scenario counts ("delivery",
+/// "message"); `cpu_key` is its server-CPU column.
+fn print_sweep(result: &serde_json::Value, unit: &str, cpu_key: &str) {
     let number = |value: &serde_json::Value, decimals: usize| {
         format!("{:.*}", decimals, value.as_f64().unwrap_or(f64::NAN))
     };
-    println!("| server | offered deliveries/s | achieved | p50 ms | p99 ms | max ms | server CPU µs per delivery |");
+    let throughput_key = result["throughputKey"].as_str().unwrap_or_default();
+    let units = match unit {
+        "delivery" => "deliveries",
+        _ => "messages",
+    };
+    println!("| server | offered {units}/s | achieved | p50 ms | p99 ms | max ms | server CPU µs per {unit} |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for server in fanout::Server::ALL {
+    for server in sweep::Server::ALL {
         let figures = &result[server.key()];
         if let Some(error) = figures["error"].as_str() {
             println!("| {} | not measured: {error} |", server.name());
@@ -593,22 +629,22 @@ fn print_sweep(result: &serde_json::Value) {
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 server.name(),
                 number(&run["offeredPerSecond"], 0),
-                number(&run["deliveredPerSecond"], 0),
+                number(&run[throughput_key], 0),
                 number(&run["p50Ms"], 2),
                 number(&run["p99Ms"], 2),
                 number(&run["maxMs"], 2),
-                number(&run["serverCpuMicrosPerDelivery"], 2),
+                number(&run[cpu_key], 2),
             );
         }
     }
     let bound = number(&result["p99BoundMs"], 0);
-    for server in fanout::Server::ALL {
+    for server in sweep::Server::ALL {
         let figures = &result[server.key()];
         let describe = |row: &serde_json::Value| match row.is_null() {
             true => "none".to_string(),
             false => format!(
-                "{} deliveries/s (p99 {} ms)",
-                number(&row["deliveredPerSecond"], 0),
+                "{} {units}/s (p99 {} ms)",
+                number(&row[throughput_key], 0),
                 number(&row["p99Ms"], 1)
             ),
         };

@@ -16,7 +16,7 @@ pub async fn run(out: &Path) -> Value {
         p99_bound_ms: 200.0,
     })
     .await;
-    let series_of = |server: crate::fanout::Server, name: &str, y_key: &str| Series {
+    let series_of = |server: crate::sweep::Server, name: &str, y_key: &str| Series {
         name: name.to_string(),
         points: sweep[server.key()]["runs"]
             .as_array()
@@ -27,9 +27,9 @@ pub async fn run(out: &Path) -> Value {
     };
     let all_series = |y_key: &str| {
         [
-            series_of(crate::fanout::Server::Switchboard, "Switchboard", y_key),
-            series_of(crate::fanout::Server::Bare, "bare tokio", y_key),
-            series_of(crate::fanout::Server::Node, "Node Socket.IO", y_key),
+            series_of(crate::sweep::Server::Switchboard, "Switchboard", y_key),
+            series_of(crate::sweep::Server::Bare, "bare tokio", y_key),
+            series_of(crate::sweep::Server::Node, "Node Socket.IO", y_key),
         ]
     };
     let p99_svg = line_chart(
