@@ -255,12 +255,11 @@ pub struct ChatSweepOptions {
 
 /// Chat at a faster pace on each server until it cannot keep it (see `sweep.rs`).
 pub async fn sweep(options: ChatSweepOptions) -> Value {
-    let steps: Vec<(u64, u64)> = options.periods_ms.iter().map(|&p| (p, p)).collect();
     let (conversations, seconds, postgres) =
         (options.conversations, options.seconds, options.postgres);
     let mut result = crate::sweep::run(
         "chat",
-        &steps,
+        &options.periods_ms,
         "messagesPerSecond",
         options.p99_bound_ms,
         |server, period_ms| async move {

@@ -239,11 +239,10 @@ pub struct SweepOptions {
 
 /// Fan-out at rising rates on each server until it saturates (see `sweep.rs`).
 pub async fn sweep(options: SweepOptions) -> Value {
-    let steps: Vec<(u64, u64)> = options.rates.iter().map(|&rate| (rate, rate)).collect();
     let (receivers, seconds) = (options.receivers, options.seconds);
     let mut result = crate::sweep::run(
         "fanout",
-        &steps,
+        &options.rates,
         "deliveredPerSecond",
         options.p99_bound_ms,
         |server, rate| async move {

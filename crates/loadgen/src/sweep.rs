@@ -65,11 +65,11 @@ fn best_of(rows: &[Value], throughput_key: &str, p99_bound_ms: f64) -> Value {
     json!({"peak": peak, "sustained": sustained})
 }
 
-/// Measures `scenario` on every server at each of `steps` in turn (rising load; each step is a
-/// label for the table and the argument `measure` is given) until it saturates or fails.
+/// Measures `scenario` on every server at each of `steps` in turn (rising load; each is what
+/// `measure` is given: a rate, a pace) until it saturates or fails.
 pub async fn run<F, Fut>(
     scenario: &str,
-    steps: &[(u64, u64)],
+    steps: &[u64],
     throughput_key: &str,
     p99_bound_ms: f64,
     measure: F,
@@ -86,8 +86,8 @@ where
     for server in Server::ALL {
         let mut rows = Vec::new();
         let mut error = None;
-        for &(_, argument) in steps {
-            match measure(server, argument).await {
+        for &step in steps {
+            match measure(server, step).await {
                 Ok(row) => {
                     let stop = saturated(&row, throughput_key);
                     rows.push(row);
@@ -171,7 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_server_is_swept_until_it_saturates() {
-        let steps = [(1, 1), (2, 2), (3, 3)];
+        let steps = [1, 2, 3];
         let result = run(
             "test",
             &steps,
