@@ -25,6 +25,9 @@ const SIGNING_SECRET_SETTING: &str = "session_signing_secret";
 /// How often delivery cursors are written: a crash re-sends at most this much of the newest
 /// history to clients that do not say their last seq (never loses any).
 const CURSOR_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// The most delivery cursors one store write saves; a flush of more makes several writes in
+/// turn, so messages committed meanwhile wait for one batch at most.
+pub(crate) const CURSORS_PER_WRITE: usize = 256;
 /// Every this many cursor flushes, the rate limiter forgets principals that went quiet.
 const LIMITER_SWEEP_ROUNDS: u64 = 60;
 
@@ -793,7 +796,9 @@ impl Engine {
         Ok(in_memory.max(stored))
     }
 
-    /// Writes the delivery cursors that moved since the last flush, in one batch.
+    /// Writes the delivery cursors that moved since the last flush, a bounded batch per write
+    /// and one write after another: the store has one writer, and one write of every active
+    /// connection's cursor would hold every message behind it for as long as it takes.
     pub async fn flush_cursors(&self) {
         let dirty: Vec<_> = self
             .cursors
@@ -801,17 +806,16 @@ impl Engine {
             .iter()
             .flat_map(|shard| shard.lock().expect("cursors poisoned").take_dirty())
             .collect();
-        if dirty.is_empty() {
-            return;
-        }
-        if let Err(error) = self.store.save_cursors(dirty.clone()).await {
-            tracing::warn!(%error, "could not save delivery cursors; will retry");
-            for (owner, conversation_id, seq) in dirty {
-                self.cursors
-                    .shard(owner)
-                    .lock()
-                    .expect("cursors poisoned")
-                    .retry(owner, conversation_id, seq);
+        for batch in dirty.chunks(CURSORS_PER_WRITE) {
+            if let Err(error) = self.store.save_cursors(batch.to_vec()).await {
+                tracing::warn!(%error, "could not save delivery cursors; will retry");
+                for &(owner, conversation_id, seq) in batch {
+                    self.cursors
+                        .shard(owner)
+                        .lock()
+                        .expect("cursors poisoned")
+                        .retry(owner, conversation_id, seq);
+                }
             }
         }
     }

@@ -621,6 +621,38 @@ impl Cursors {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_flush_of_more_cursors_than_one_write_takes_saves_every_one() {
+        let directory = tempfile::tempdir().unwrap();
+        let store: Arc<dyn switchboard_store::Store> = Arc::new(
+            switchboard_store::SqliteStore::open(
+                directory.path().join("t.db"),
+                switchboard_store::Durability::Normal,
+            )
+            .unwrap(),
+        );
+        let engine = Engine::start(
+            store.clone(),
+            Arc::new(switchboard_bus::InProcessBus::new()),
+            crate::EngineConfig::default(),
+        )
+        .await
+        .unwrap();
+        let count = crate::engine::CURSORS_PER_WRITE * 2 + 7;
+        let owners: Vec<CursorOwner> = (1..=count as i64)
+            .map(|n| CursorOwner::Contact(ContactId(n)))
+            .collect();
+        for (n, owner) in owners.iter().enumerate() {
+            let mut shard = engine.cursors.shard(*owner).lock().unwrap();
+            shard.advance(*owner, ConversationId(1), n as Seq + 1);
+        }
+        engine.flush_cursors().await;
+        for (n, owner) in owners.iter().enumerate() {
+            let stored = store.cursor(*owner, ConversationId(1)).await.unwrap();
+            assert_eq!(stored, Some(n as Seq + 1), "cursor {n} of {count}");
+        }
+    }
+
     #[test]
     fn one_task_drains_the_receipts_and_the_next_add_starts_another() {
         let receipts = PendingReceipts::default();
