@@ -96,6 +96,17 @@ impl PrivateServer {
                 .await
                 .is_ok()
             {
+                // Something answers; make sure it is ours. The port was free when chosen, but
+                // another process may have taken it since, and then ours exits at once on a
+                // failed bind while the other one answers in its place.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let exited = self.child.as_mut().and_then(|child| child.try_wait().ok()?);
+                if let Some(status) = exited {
+                    panic!(
+                        "{} exited ({status}): port {} is held by another process",
+                        self.program, self.port
+                    );
+                }
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
