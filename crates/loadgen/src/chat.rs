@@ -204,7 +204,14 @@ async fn switchboard(options: &ChatOptions) -> Value {
         .0;
         pairs.push((visitor, agent));
     }
-    exchange("switchboard", options, server.pid(), pairs, &SWITCHBOARD).await
+    exchange(
+        Server::Switchboard.name(),
+        options,
+        server.pid(),
+        pairs,
+        &SWITCHBOARD,
+    )
+    .await
 }
 
 async fn bare(options: &ChatOptions) -> Value {
@@ -216,7 +223,7 @@ async fn bare(options: &ChatOptions) -> Value {
         let agent = crate::ws_connect(&url).await.unwrap().0;
         pairs.push((visitor, agent));
     }
-    exchange("bare baseline", options, server.pid(), pairs, &BARE).await
+    exchange(Server::Bare.name(), options, server.pid(), pairs, &BARE).await
 }
 
 async fn node_socketio(options: &ChatOptions) -> Result<Value, String> {
@@ -228,7 +235,14 @@ async fn node_socketio(options: &ChatOptions) -> Result<Value, String> {
         let agent = socketio_connect(port, &room).await?;
         pairs.push((visitor, agent));
     }
-    Ok(exchange("node socket.io", options, server.pid(), pairs, &SOCKET_IO).await)
+    Ok(exchange(
+        Server::Node.name(),
+        options,
+        server.pid(),
+        pairs,
+        &SOCKET_IO,
+    )
+    .await)
 }
 
 /// One chat measurement on one server (its own process, started and stopped here).
@@ -257,16 +271,14 @@ pub struct ChatSweepOptions {
 pub async fn sweep(options: ChatSweepOptions) -> Value {
     let (conversations, seconds, postgres) =
         (options.conversations, options.seconds, options.postgres);
-    let mut result = crate::sweep::run(
+    crate::sweep::run(
         "chat",
+        json!({"conversations": conversations, "seconds": seconds}),
         &options.periods_ms,
+        "ms between a side's messages",
         "messagesPerSecond",
         options.p99_bound_ms,
         |server, period_ms| async move {
-            eprintln!(
-                "chat sweep on {}: {conversations} conversations, every {period_ms} ms …",
-                server.name()
-            );
             let run = ChatOptions {
                 conversations,
                 seconds,
@@ -276,10 +288,7 @@ pub async fn sweep(options: ChatSweepOptions) -> Value {
             run_on(server, &run).await
         },
     )
-    .await;
-    result["conversations"] = json!(conversations);
-    result["seconds"] = json!(seconds);
-    result
+    .await
 }
 
 pub async fn run(options: ChatOptions) -> Value {

@@ -240,16 +240,14 @@ pub struct SweepOptions {
 /// Fan-out at rising rates on each server until it saturates (see `sweep.rs`).
 pub async fn sweep(options: SweepOptions) -> Value {
     let (receivers, seconds) = (options.receivers, options.seconds);
-    let mut result = crate::sweep::run(
+    crate::sweep::run(
         "fanout",
+        json!({"receivers": receivers, "seconds": seconds}),
         &options.rates,
+        "messages/s",
         "deliveredPerSecond",
         options.p99_bound_ms,
         |server, rate| async move {
-            eprintln!(
-                "fanout sweep on {}: {receivers} receivers, {rate} messages/s …",
-                server.name()
-            );
             let run = FanoutOptions {
                 receivers,
                 rate,
@@ -258,8 +256,5 @@ pub async fn sweep(options: SweepOptions) -> Value {
             run_on(server, &run).await
         },
     )
-    .await;
-    result["receivers"] = json!(receivers);
-    result["seconds"] = json!(seconds);
-    result
+    .await
 }

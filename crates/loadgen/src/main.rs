@@ -668,12 +668,8 @@ fn print_comparison(result: &serde_json::Value, columns: &[(&str, &str, usize)])
     let headers: Vec<&str> = columns.iter().map(|(header, _, _)| *header).collect();
     println!("| server | {} |", headers.join(" | "));
     println!("|{}", " --- |".repeat(columns.len() + 1));
-    for (name, key) in [
-        ("switchboard", "switchboard"),
-        ("bare baseline", "bareBaseline"),
-        ("node socket.io", "nodeSocketIo"),
-    ] {
-        let row = &result[key];
+    for server in sweep::Server::ALL {
+        let (name, row) = (server.name(), &result[server.key()]);
         if let Some(error) = row["error"].as_str() {
             println!("| {name} | not measured: {error} |");
             continue;

@@ -66,10 +66,13 @@ fn best_of(rows: &[Value], throughput_key: &str, p99_bound_ms: f64) -> Value {
 }
 
 /// Measures `scenario` on every server at each of `steps` in turn (rising load; each is what
-/// `measure` is given: a rate, a pace) until it saturates or fails.
+/// `measure` is given, a rate or a pace, which `step_unit` names) until it saturates or fails.
+/// `about` (an object: the scenario's fixed settings) starts the result.
 pub async fn run<F, Fut>(
     scenario: &str,
+    mut about: Value,
     steps: &[u64],
+    step_unit: &str,
     throughput_key: &str,
     p99_bound_ms: f64,
     measure: F,
@@ -78,15 +81,18 @@ where
     F: Fn(Server, u64) -> Fut,
     Fut: Future<Output = Result<Value, String>>,
 {
-    let mut result = json!({
-        "scenario": format!("{scenario}-sweep"),
-        "throughputKey": throughput_key,
-        "p99BoundMs": p99_bound_ms,
-    });
+    about["scenario"] = json!(format!("{scenario}-sweep"));
+    about["throughputKey"] = json!(throughput_key);
+    about["p99BoundMs"] = json!(p99_bound_ms);
+    let mut result = about;
     for server in Server::ALL {
         let mut rows = Vec::new();
         let mut error = None;
         for &step in steps {
+            eprintln!(
+                "{scenario} sweep on {}: {step} {step_unit} …",
+                server.name()
+            );
             match measure(server, step).await {
                 Ok(row) => {
                     let stop = saturated(&row, throughput_key);
@@ -174,7 +180,9 @@ mod tests {
         let steps = [1, 2, 3];
         let result = run(
             "test",
+            json!({"receivers": 1}),
             &steps,
+            "per second",
             "deliveredPerSecond",
             200.0,
             |server, step| async move {

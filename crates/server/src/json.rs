@@ -232,8 +232,8 @@ pub fn event_frame_text(event: &Event) -> String {
 }
 
 /// An event as a `{type, payload}` frame of the managed sockets, `type` being its canonical
-/// name.
-pub fn event_frame(event: &Event) -> Value {
+/// name (what [`event_frame_text`] prints for the events it does not write directly).
+fn event_frame(event: &Event) -> Value {
     let payload = match &event.kind {
         EventKind::MessageCreated(m) | EventKind::MessageUpdated(m) => message(m),
         EventKind::ConversationCreated(c)
