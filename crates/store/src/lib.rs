@@ -324,7 +324,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Notification>>;
 
     /// Marks delivered those of `message_ids` that are still only sent, in one write; returns
-    /// the messages it changed, in the order of `message_ids`.
+    /// the messages it changed, in the order of `message_ids`. The write may return before it
+    /// is on disk (nobody is acknowledged for a receipt); a later durable write covers it.
     async fn mark_delivered(
         &self,
         message_ids: Vec<MessageId>,
@@ -341,7 +342,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Message>>;
 
     /// Raises delivery cursors (never lowers them): the highest seq delivered to an owner in a
-    /// conversation. Written in batches, not per delivered frame.
+    /// conversation. Written in batches, not per delivered frame, and like receipts it may
+    /// return before it is on disk.
     async fn save_cursors(
         &self,
         cursors: Vec<(CursorOwner, ConversationId, Seq)>,

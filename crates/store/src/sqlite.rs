@@ -5,6 +5,11 @@
 //! a single thread that drains every queued write into one transaction turns N fsyncs into one,
 //! which is what lets durable-before-acknowledged run at tens of thousands of messages a second.
 //! Each write runs inside its own SAVEPOINT so one failing write never takes its batch down.
+//!
+//! Not every write needs the disk before it returns: delivery receipts and delivery cursors are
+//! bookkeeping the server can lose in a crash (the messages they describe are replayed and
+//! receipted again; see [`Commit::Lazy`]). A batch of only such writes commits without an
+//! fsync; the next synced commit's fsync covers it, as the WAL is written in order.
 
 use crate::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -27,7 +32,27 @@ const MAX_BATCH: usize = 1024;
 const WRITE_QUEUE: usize = 8192;
 
 type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
-type WriteJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+/// One write waiting for the writer thread.
+struct WriteJob {
+    commit: Commit,
+    run: Box<dyn FnOnce(&Connection) -> Completion + Send>,
+}
+
+/// What a write needs of the commit it joins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Commit {
+    /// Answered only once the commit is as durable as [`Durability`] says (fsync under
+    /// `Full`), and run in its own savepoint so a failure undoes it alone. Everything a client
+    /// is acknowledged for is written so.
+    Synced,
+    /// Bookkeeping that may be lost if the machine fails before the next synced commit:
+    /// delivery receipts and cursors, which only ever move forward and are written again
+    /// when the messages they describe are replayed. A batch of nothing else commits without
+    /// an fsync, and without a savepoint per write (such a write is idempotent, so one that
+    /// stops half-way does no harm).
+    Lazy,
+}
 
 pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
@@ -254,15 +279,31 @@ CREATE INDEX single_use_tokens_expiry ON single_use_tokens (expires_at);
 "#,
 ];
 
+/// How the commit of `batch` syncs: as configured if any write in it needs that, else without
+/// an fsync of its own.
+fn commit_durability(configured: Durability, batch: &[WriteJob]) -> Durability {
+    if batch.iter().any(|job| job.commit == Commit::Synced) {
+        configured
+    } else {
+        Durability::Normal
+    }
+}
+
+fn synchronous_setting(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    }
+}
+
+/// The writer's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
 fn open_connection(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
-    let synchronous = match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection.pragma_update(None, "synchronous", synchronous_setting(durability))?;
     // The hot pages (a conversation's row, the messages' index tails) are rewritten by nearly
     // every commit; checkpointing every 8,000 pages (32 MiB of WAL) instead of SQLite's 1,000
     // copies each of them back to the database far less often.
@@ -287,11 +328,14 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let mut connection = open_connection(&path, durability).map_err(backend)?;
+        connection
+            .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(backend)?;
         migrate(&mut connection).map_err(backend)?;
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(connection, jobs))
+            .spawn(move || run_writer(connection, durability, jobs))
             .map_err(backend)?;
         Ok(SqliteStore {
             writer,
@@ -302,18 +346,35 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `work` inside the next group commit and returns its result after the commit.
+    /// Runs `work` inside the next group commit and returns its result once that commit is
+    /// durable.
     async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.write_as(Commit::Synced, work).await
+    }
+
+    /// Runs `work` inside the next group commit as `commit` says, and returns its result after
+    /// the commit.
+    async fn write_as<T: Send + 'static>(
+        &self,
+        commit: Commit,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let (reply, answer) = oneshot::channel();
-        let job: WriteJob = Box::new(move |connection| {
-            let result = in_savepoint(connection, "job", work);
-            Box::new(move |commit: StoreResult<()>| {
-                let _ = reply.send(commit.and(result));
-            })
-        });
+        let job = WriteJob {
+            commit,
+            run: Box::new(move |connection| {
+                let result = match commit {
+                    Commit::Synced => in_savepoint(connection, "job", work),
+                    Commit::Lazy => work(connection),
+                };
+                Box::new(move |committed: StoreResult<()>| {
+                    let _ = reply.send(committed.and(result));
+                })
+            }),
+        };
         self.writer
             .send(job)
             .await
@@ -370,15 +431,24 @@ fn in_savepoint<T>(
 
 /// The writer thread: takes every queued write, runs them in one transaction, commits once, and
 /// only then answers each caller.
-fn run_writer(connection: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
+fn run_writer(connection: Connection, durability: Durability, mut jobs: mpsc::Receiver<WriteJob>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    let mut synced_now = durability;
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        // The setting only changes between batches of different needs.
+        let wanted = commit_durability(durability, &batch);
+        if wanted != synced_now {
+            match connection.pragma_update(None, "synchronous", synchronous_setting(wanted)) {
+                Ok(()) => synced_now = wanted,
+                Err(error) => tracing::error!(%error, "cannot change how commits sync"),
             }
         }
         let begun = connection.execute_batch("BEGIN IMMEDIATE");
@@ -391,7 +461,7 @@ fn run_writer(connection: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
             continue;
         }
         for job in batch.drain(..) {
-            completions.push(job(&connection));
+            completions.push((job.run)(&connection));
         }
         let committed = connection.execute_batch("COMMIT");
         let outcome = match committed {
@@ -1875,7 +1945,7 @@ impl Store for SqliteStore {
         message_ids: Vec<MessageId>,
         now: UnixMillis,
     ) -> StoreResult<Vec<Message>> {
-        self.write(move |connection| {
+        self.write_as(Commit::Lazy, move |connection| {
             let mut statement = connection
                 .prepare_cached(
                     "UPDATE messages SET status = 'delivered', updated_at = ?2 \
@@ -1932,7 +2002,7 @@ impl Store for SqliteStore {
         if cursors.is_empty() {
             return Ok(());
         }
-        self.write(move |connection| {
+        self.write_as(Commit::Lazy, move |connection| {
             let mut statement = connection
                 .prepare_cached(
                     "INSERT INTO delivery_cursors (owner_kind, owner_id, conversation_id, seq) \
@@ -2185,5 +2255,61 @@ impl Store for SqliteStore {
                 .collect()
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `synchronous` setting a write of `commit` runs under.
+    async fn sync_seen(store: &SqliteStore, commit: Commit) -> i64 {
+        store
+            .write_as(commit, |connection| {
+                connection
+                    .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                    .map_err(from_sqlite)
+            })
+            .await
+            .unwrap()
+    }
+
+    const NORMAL: i64 = 1;
+    const FULL: i64 = 2;
+
+    #[tokio::test]
+    async fn lazy_writes_alone_commit_without_an_fsync_and_synced_ones_always_with_one() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(directory.path().join("db"), Durability::Full).unwrap();
+        assert_eq!(sync_seen(&store, Commit::Synced).await, FULL);
+        assert_eq!(sync_seen(&store, Commit::Lazy).await, NORMAL);
+        assert_eq!(sync_seen(&store, Commit::Lazy).await, NORMAL);
+        assert_eq!(sync_seen(&store, Commit::Synced).await, FULL, "set back");
+
+        let normal = SqliteStore::open(directory.path().join("db2"), Durability::Normal).unwrap();
+        assert_eq!(sync_seen(&normal, Commit::Synced).await, NORMAL);
+        assert_eq!(sync_seen(&normal, Commit::Lazy).await, NORMAL);
+    }
+
+    #[test]
+    fn a_batch_with_any_synced_write_commits_as_configured() {
+        let job = |commit| WriteJob {
+            commit,
+            run: Box::new(|_: &Connection| -> Completion { Box::new(|_| {}) }),
+        };
+        let mixed = [job(Commit::Lazy), job(Commit::Synced), job(Commit::Lazy)];
+        assert_eq!(
+            commit_durability(Durability::Full, &mixed),
+            Durability::Full
+        );
+        let lazy = [job(Commit::Lazy), job(Commit::Lazy)];
+        assert_eq!(
+            commit_durability(Durability::Full, &lazy),
+            Durability::Normal
+        );
+        assert_eq!(
+            commit_durability(Durability::Normal, &mixed),
+            Durability::Normal
+        );
     }
 }
