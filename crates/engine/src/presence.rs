@@ -413,7 +413,7 @@ impl Engine {
             // The first writer to the other party claims the receipt; the rest skip it
             // without a lock.
             if to_other_party && message.status == MessageStatus::Sent && delivery.claim_receipt() {
-                newly_delivered.push(message.id);
+                newly_delivered.push(message.clone());
             }
         }
         if newly_delivered.is_empty() {
@@ -426,17 +426,21 @@ impl Engine {
     }
 
     /// Marks the pending receipts delivered, many per write, until none are left; then
-    /// publishes each message that changed.
+    /// publishes each message that changed (from the copy in hand: the store is not read back).
     async fn write_receipts(&self) {
-        while let Some(message_ids) = self.receipts.take() {
-            match self
-                .store()
-                .mark_delivered(message_ids, self.clock().now_ms())
-                .await
-            {
-                Ok(updated) => {
-                    for message in updated {
-                        self.publish_message_updated(message).await;
+        while let Some(messages) = self.receipts.take() {
+            let now = self.clock().now_ms();
+            let ids = messages.iter().map(|message| message.id).collect();
+            match self.store().mark_delivered(ids, now).await {
+                Ok(changed) => {
+                    let changed: std::collections::HashSet<MessageId> =
+                        changed.into_iter().collect();
+                    for mut message in messages {
+                        if changed.contains(&message.id) {
+                            message.status = MessageStatus::Delivered;
+                            message.updated_at = now;
+                            self.publish_message_updated(message).await;
+                        }
                     }
                 }
                 Err(error) => tracing::warn!(%error, "could not mark messages delivered"),
@@ -470,23 +474,31 @@ pub struct CursorMoves {
 /// Messages whose first delivery to the other party was written and that wait to be marked
 /// delivered. One task at a time drains them, so under load many receipts share one write
 /// (and one commit) instead of one write each.
-#[derive(Default)]
-pub(crate) struct PendingReceipts {
-    // A std lock, never held across an await: the ids waiting, and whether a task drains them.
-    state: Mutex<(Vec<MessageId>, bool)>,
+pub(crate) struct PendingReceipts<T = Message> {
+    // A std lock, never held across an await: the messages waiting, and whether a task drains
+    // them.
+    state: Mutex<(Vec<T>, bool)>,
 }
 
-impl PendingReceipts {
-    /// Queues `message_ids`; true when the caller must start the draining task.
-    fn add(&self, message_ids: Vec<MessageId>) -> bool {
+impl<T> Default for PendingReceipts<T> {
+    fn default() -> Self {
+        PendingReceipts {
+            state: Mutex::new((Vec::new(), false)),
+        }
+    }
+}
+
+impl<T> PendingReceipts<T> {
+    /// Queues `messages`; true when the caller must start the draining task.
+    fn add(&self, messages: Vec<T>) -> bool {
         let mut state = self.state.lock().expect("receipts poisoned");
-        state.0.extend(message_ids);
+        state.0.extend(messages);
         !std::mem::replace(&mut state.1, true)
     }
 
     /// The oldest waiting, at most [`MAX_RECEIPTS_PER_WRITE`] (one write stays short for the
     /// writes queued behind it), or `None` (and the draining task ends) when none are.
-    fn take(&self) -> Option<Vec<MessageId>> {
+    fn take(&self) -> Option<Vec<T>> {
         let mut state = self.state.lock().expect("receipts poisoned");
         if state.0.is_empty() {
             state.1 = false;
@@ -655,7 +667,7 @@ mod tests {
 
     #[test]
     fn one_task_drains_the_receipts_and_the_next_add_starts_another() {
-        let receipts = PendingReceipts::default();
+        let receipts = PendingReceipts::<MessageId>::default();
         assert!(
             receipts.add(vec![MessageId(1)]),
             "the first add starts a task"

@@ -894,13 +894,24 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
         "private notes are nobody's unread"
     );
 
+    // The stored message with `id`, read back.
+    let stored = |id: MessageId| async move {
+        store
+            .messages_after(conversation_id, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|message| message.id == id)
+            .expect("the message is stored")
+    };
     let delivered = store
         .mark_delivered(vec![answer.id], NOW + 1)
         .await
         .unwrap();
-    assert_eq!(delivered.len(), 1);
-    assert_eq!(delivered[0].status, MessageStatus::Delivered);
-    assert_eq!(delivered[0].updated_at, NOW + 1);
+    assert_eq!(delivered, vec![answer.id]);
+    let answer_now = stored(answer.id).await;
+    assert_eq!(answer_now.status, MessageStatus::Delivered);
+    assert_eq!(answer_now.updated_at, NOW + 1);
     // A batch: only the messages still `sent` change (the answer is delivered already, the
     // id that does not exist is skipped), and they come back in the order asked.
     let later = store
@@ -915,15 +926,18 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
         )
         .await
         .unwrap();
+    assert_eq!(delivered, vec![later.id, from_visitor.id]);
+    for id in [later.id, from_visitor.id] {
+        let message = stored(id).await;
+        assert_eq!(
+            (message.status, message.updated_at),
+            (MessageStatus::Delivered, NOW + 2)
+        );
+    }
     assert_eq!(
-        delivered
-            .iter()
-            .map(|message| (message.id, message.status))
-            .collect::<Vec<_>>(),
-        vec![
-            (later.id, MessageStatus::Delivered),
-            (from_visitor.id, MessageStatus::Delivered)
-        ]
+        stored(answer.id).await.updated_at,
+        NOW + 1,
+        "a delivered message is left alone"
     );
     assert!(store
         .mark_delivered(vec![answer.id, later.id], NOW + 3)

@@ -323,14 +323,15 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> StoreResult<Option<Notification>>;
 
-    /// Marks delivered those of `message_ids` that are still only sent, in one write; returns
-    /// the messages it changed, in the order of `message_ids`. The write may return before it
-    /// is on disk (nobody is acknowledged for a receipt); a later durable write covers it.
+    /// Marks delivered (`updated_at` = `now`) those of `message_ids` that are still only sent,
+    /// in one write; returns the ids it changed, in the order of `message_ids` (the caller
+    /// holds the messages, so they are not read back). The write may return before it is on
+    /// disk (nobody is acknowledged for a receipt); a later durable write covers it.
     async fn mark_delivered(
         &self,
         message_ids: Vec<MessageId>,
         now: UnixMillis,
-    ) -> StoreResult<Vec<Message>>;
+    ) -> StoreResult<Vec<MessageId>>;
     /// Marks read every public message of one side (`incoming`: the visitor's; otherwise
     /// agents' and bots') up to `up_to_seq` that is not read yet; returns those it changed.
     async fn mark_messages_read(

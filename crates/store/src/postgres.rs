@@ -1666,28 +1666,23 @@ impl Store for PostgresStore {
         &self,
         message_ids: Vec<MessageId>,
         now: UnixMillis,
-    ) -> StoreResult<Vec<Message>> {
+    ) -> StoreResult<Vec<MessageId>> {
         let ids: Vec<i64> = message_ids.iter().map(|id| id.0).collect();
-        let rows = sqlx::query(
+        let changed: std::collections::HashSet<i64> = sqlx::query_scalar(
             "UPDATE messages SET status = 'delivered', updated_at = $2 \
-             WHERE id = ANY($1) AND status = 'sent' RETURNING *",
+             WHERE id = ANY($1) AND status = 'sent' RETURNING id",
         )
         .bind(&ids)
         .bind(now)
         .fetch_all(&self.pool)
         .await
-        .map_err(from_pg)?;
-        let mut changed = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<Message>>>()?;
-        let order: std::collections::HashMap<i64, usize> = ids
-            .iter()
-            .enumerate()
-            .map(|(index, id)| (*id, index))
-            .collect();
-        changed.sort_by_key(|message| order.get(&message.id.0).copied());
-        Ok(changed)
+        .map_err(from_pg)?
+        .into_iter()
+        .collect();
+        Ok(message_ids
+            .into_iter()
+            .filter(|id| changed.contains(&id.0))
+            .collect())
     }
 
     async fn mark_messages_read(

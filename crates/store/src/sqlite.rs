@@ -1944,22 +1944,22 @@ impl Store for SqliteStore {
         &self,
         message_ids: Vec<MessageId>,
         now: UnixMillis,
-    ) -> StoreResult<Vec<Message>> {
+    ) -> StoreResult<Vec<MessageId>> {
         self.write_as(Commit::Lazy, move |connection| {
             let mut statement = connection
                 .prepare_cached(
                     "UPDATE messages SET status = 'delivered', updated_at = ?2 \
-                     WHERE id = ?1 AND status = 'sent' RETURNING *",
+                     WHERE id = ?1 AND status = 'sent'",
                 )
                 .map_err(from_sqlite)?;
             let mut changed = Vec::new();
             for message_id in message_ids {
-                if let Some(message) = statement
-                    .query_row(params![message_id.0, now], message_from_row)
-                    .optional()
+                if statement
+                    .execute(params![message_id.0, now])
                     .map_err(from_sqlite)?
+                    > 0
                 {
-                    changed.push(message);
+                    changed.push(message_id);
                 }
             }
             Ok(changed)

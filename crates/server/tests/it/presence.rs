@@ -202,6 +202,12 @@ async fn messages_move_from_sent_to_delivered_to_read() {
         (updated["seq"].clone(), updated["status"].clone()),
         (json!(1), json!("delivered"))
     );
+    // The update carries the message as it is now stored, field for field.
+    let (_, messages) = server.get(&format!("{base}/messages"), &admin).await;
+    assert_eq!(messages[0]["status"], "delivered");
+    for (field, value) in messages[0].as_object().unwrap() {
+        assert_eq!(&updated[field], value, "{field} of the update");
+    }
     // The agent reads: read.
     server
         .post(&format!("{base}/read"), &admin, json!({"seq": 1}))
