@@ -2,7 +2,7 @@
 //! integration): conversations, messages, typing, assignment, status, read, availability,
 //! notifications, and WebSocket tickets.
 
-use super::{principal, ApiError, AppState, JsonBody};
+use super::{commanding_principal, principal, ApiError, AppState, JsonBody};
 use crate::json;
 use crate::time_format::iso8601;
 use axum::extract::{Path, Query, State};
@@ -145,7 +145,7 @@ async fn send_message(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<SendMessage>,
 ) -> Result<Response, ApiError> {
-    let principal = principal(&state, &headers).await?;
+    let principal = commanding_principal(&state, &headers).await?;
     let outcome = state
         .engine
         .execute(
@@ -185,7 +185,7 @@ async fn typing(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<Typing>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = principal(&state, &headers).await?;
+    let principal = commanding_principal(&state, &headers).await?;
     state
         .engine
         .execute(
@@ -207,7 +207,7 @@ async fn change_conversation(
     id: i64,
     command: impl FnOnce(ConversationId) -> Command,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = principal(state, headers).await?;
+    let principal = commanding_principal(state, headers).await?;
     let conversation_id = ConversationId(id);
     state
         .engine

@@ -217,7 +217,22 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The principal of a request's bearer credential (account key or agent token); 401 without.
+/// A request made with the account's API key counts against the integration's request limit
+/// (`model.md`: 6,000 a minute by default), whatever it asks for; past it, 429.
 pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let principal = commanding_principal(state, headers).await?;
+    if matches!(principal, Principal::Integration { .. }) {
+        state.engine.count_event(&principal)?;
+    }
+    Ok(principal)
+}
+
+/// [`principal`] for a request whose engine call counts it itself (it runs a command, or
+/// stores a message), so the request is not counted twice.
+pub async fn commanding_principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
     Ok(state.engine.authenticate(bearer(headers)).await?)
 }
 

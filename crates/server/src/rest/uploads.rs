@@ -5,7 +5,7 @@
 //! random id in a folder per conversation; only the conversation's parties can download them.
 //! The token's rules (single use, expiry, who finishes) are the engine's; the bytes are here.
 
-use super::{principal, ApiError, AppState, JsonBody};
+use super::{commanding_principal, principal, ApiError, AppState, JsonBody};
 use crate::json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -232,7 +232,7 @@ async fn finish(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let principal = principal(&state, &headers).await?;
+    let principal = commanding_principal(&state, &headers).await?;
     let message = state.engine.finish_upload(&principal, &token).await?;
     Ok((StatusCode::CREATED, Json(json::message(&message))))
 }

@@ -293,3 +293,64 @@ all = { count = 100, period_ms = 60000 }
         assert!(error.contains(says), "{bad} → {error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_key_request_counts_once_reads_included() {
+    // Account 1 (the demo workspace) lets its API key make four requests a minute.
+    let server = TestServer::start_with(|settings| {
+        let mut rules = settings.engine.rate_rules;
+        rules.integration.all = Some(switchboard_core::limits::Rate::per_minute(4));
+        settings
+            .engine
+            .account_rate_rules
+            .insert(switchboard_core::AccountId(1), rules);
+    })
+    .await;
+    let session = server.create_session().await;
+    let key = server.api_key();
+    let messages = format!("/api/v1/conversations/{}/messages", session.conversation_id);
+    // A message (counted once, by the engine, not again for the request) and three reads.
+    let (status, body) = server
+        .post(&messages, &key, json!({"content": "one"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for path in [messages.as_str(), "/api/v1/conversations", "/api/v1/bots"] {
+        let (status, body) = server.get(path, &key).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // The fifth request of the minute, a read, is refused and says when to come back.
+    let response = reqwest::Client::new()
+        .get(server.url(&messages))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    // So is a write, and nothing is stored for it.
+    let (status, _) = server
+        .post(&messages, &key, json!({"content": "over"}))
+        .await;
+    assert_eq!(status, 429);
+    // The account's agents are not held back by its key's limit.
+    let agent = server.demo["agent"]["accessToken"].as_str().unwrap();
+    let (status, listed) = server.get(&messages, agent).await;
+    assert_eq!(status, 200, "{listed}");
+    let contents: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|message| message["content"].as_str())
+        .collect();
+    assert!(
+        contents.contains(&"one") && !contents.contains(&"over"),
+        "{contents:?}"
+    );
+}
