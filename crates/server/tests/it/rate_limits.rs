@@ -202,18 +202,23 @@ async fn a_contacts_messages_over_rest_and_typing_over_cable_share_its_limits() 
     assert!(texts.contains(&"on time".to_string()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_account_can_have_limits_of_its_own() {
-    // Account 1 (the demo workspace) lets its API key make three requests a minute.
-    let server = TestServer::start_with(|settings| {
+/// A server whose account 1 (the demo workspace) lets its API key make `per_minute` requests a
+/// minute; every other rule keeps its default.
+async fn key_limited_to(per_minute: u32) -> TestServer {
+    TestServer::start_with(|settings| {
         let mut rules = settings.engine.rate_rules;
-        rules.integration.all = Some(switchboard_core::limits::Rate::per_minute(3));
+        rules.integration.all = Some(switchboard_core::limits::Rate::per_minute(per_minute));
         settings
             .engine
             .account_rate_rules
             .insert(switchboard_core::AccountId(1), rules);
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_can_have_limits_of_its_own() {
+    let server = key_limited_to(3).await;
     assert_eq!(server.demo["accountId"], 1);
     let session = server.create_session().await;
     let path = format!("/api/v1/conversations/{}/messages", session.conversation_id);
@@ -296,16 +301,7 @@ all = { count = 100, period_ms = 60000 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_key_request_counts_once_reads_included() {
-    // Account 1 (the demo workspace) lets its API key make four requests a minute.
-    let server = TestServer::start_with(|settings| {
-        let mut rules = settings.engine.rate_rules;
-        rules.integration.all = Some(switchboard_core::limits::Rate::per_minute(4));
-        settings
-            .engine
-            .account_rate_rules
-            .insert(switchboard_core::AccountId(1), rules);
-    })
-    .await;
+    let server = key_limited_to(4).await;
     let session = server.create_session().await;
     let key = server.api_key();
     let messages = format!("/api/v1/conversations/{}/messages", session.conversation_id);
