@@ -48,9 +48,9 @@ enum Commit {
     Synced,
     /// Bookkeeping that may be lost if the machine fails before the next synced commit:
     /// delivery receipts and cursors, which only ever move forward and are written again
-    /// when the messages they describe are replayed. A batch of nothing else commits without
-    /// an fsync, and without a savepoint per write (such a write is idempotent, so one that
-    /// stops half-way does no harm).
+    /// when the messages they describe are replayed. Runs without a savepoint of its own
+    /// (such a write is idempotent, so one that stops half-way does no harm), and a batch of
+    /// nothing else commits without an fsync.
     Lazy,
 }
 
