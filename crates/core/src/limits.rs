@@ -127,3 +127,30 @@ impl LimitRole {
         }
     }
 }
+
+/// Whether every request `principal` makes counts against its all-events limit, not only the
+/// events it sends: the account's API key, whose limit `model.md` states in requests.
+pub fn counts_requests(principal: &Principal) -> bool {
+    matches!(principal, Principal::Integration { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccountId, AgentId, AgentRole};
+
+    #[test]
+    fn only_the_api_key_is_limited_by_requests() {
+        let account_id = AccountId(1);
+        assert!(counts_requests(&Principal::Integration { account_id }));
+        assert!(
+            !counts_requests(&Principal::Publishable { account_id }),
+            "the publishable key (it only starts sessions) is not"
+        );
+        assert!(!counts_requests(&Principal::Agent {
+            account_id,
+            agent_id: AgentId(2),
+            role: AgentRole::Agent,
+        }));
+    }
+}

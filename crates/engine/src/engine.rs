@@ -484,6 +484,16 @@ impl Engine {
         Ok(self.limiter.check(principal, None)?)
     }
 
+    /// Counts one request of `principal` that runs no command (a read, an administrative
+    /// change) against its all-events limit, for principals whose limit is one of requests
+    /// ([`limits::counts_requests`]); a no-op for the rest.
+    pub fn count_request(&self, principal: &Principal) -> Result<(), EngineError> {
+        match limits::counts_requests(principal) {
+            true => self.count_event(principal),
+            false => Ok(()),
+        }
+    }
+
     // ----- demo sessions -----------------------------------------------------------------
 
     /// Starts a demo session with the bot named `agent_name`: creates its contact and

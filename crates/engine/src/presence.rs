@@ -433,10 +433,10 @@ impl Engine {
             let ids = messages.iter().map(|message| message.id).collect();
             match self.store().mark_delivered(ids, now).await {
                 Ok(changed) => {
-                    let changed: std::collections::HashSet<MessageId> =
-                        changed.into_iter().collect();
+                    // The changed ids come in the order asked: a walk along both finds them.
+                    let mut changed = changed.into_iter().peekable();
                     for mut message in messages {
-                        if changed.contains(&message.id) {
+                        if changed.next_if_eq(&message.id).is_some() {
                             message.status = MessageStatus::Delivered;
                             message.updated_at = now;
                             self.publish_message_updated(message).await;

@@ -217,13 +217,10 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The principal of a request's bearer credential (account key or agent token); 401 without.
-/// A request made with the account's API key counts against the integration's request limit
-/// (`model.md`: 6,000 a minute by default), whatever it asks for; past it, 429.
+/// The request is counted for principals limited by requests (the API key; 429 past it).
 pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let principal = commanding_principal(state, headers).await?;
-    if matches!(principal, Principal::Integration { .. }) {
-        state.engine.count_event(&principal)?;
-    }
+    state.engine.count_request(&principal)?;
     Ok(principal)
 }
 
