@@ -1,7 +1,7 @@
 //! The camelCase JSON shapes of records, shared by the REST API and the native managed sockets
 //! (`spec/rest.md`): one place spells each record.
 
-use crate::time_format::iso8601;
+use crate::time_format::{iso8601, Iso8601};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
 use switchboard_core::event::BotFailure;
@@ -63,14 +63,14 @@ impl Serialize for MessageJson<'_> {
         }
         map.serialize_entry("contentType", message.content_type.as_str())?;
         map.serialize_entry("conversationId", &message.conversation_id.0)?;
-        map.serialize_entry("createdAt", &iso8601(message.created_at))?;
+        map.serialize_entry("createdAt", &Iso8601::new(message.created_at))?;
         map.serialize_entry("id", &message.id.0)?;
         map.serialize_entry("messageType", message_type(message.message_type))?;
         map.serialize_entry("private", &message.private)?;
         map.serialize_entry("sender", &SenderJson(&message.sender))?;
         map.serialize_entry("seq", &message.seq)?;
         map.serialize_entry("status", message.status.as_str())?;
-        map.serialize_entry("updatedAt", &iso8601(message.updated_at))?;
+        map.serialize_entry("updatedAt", &Iso8601::new(message.updated_at))?;
         map.end()
     }
 }

@@ -2,17 +2,53 @@
 
 /// `2024-03-21T05:46:40.000Z` for the given Unix milliseconds (UTC).
 pub fn iso8601(unix_ms: i64) -> String {
-    let seconds = unix_ms.div_euclid(1000);
-    let millis = unix_ms.rem_euclid(1000);
-    let days = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
+    Iso8601::new(unix_ms).as_str().to_string()
+}
+
+/// A timestamp spelled as [`iso8601`] does, held on the stack: what a frame serialises for
+/// every message it carries, so it costs no allocation and no formatting machinery.
+pub struct Iso8601 {
+    text: [u8; Iso8601::LEN],
+}
+
+impl Iso8601 {
+    const LEN: usize = "2024-03-21T05:46:40.000Z".len();
+
+    pub fn new(unix_ms: i64) -> Iso8601 {
+        let seconds = unix_ms.div_euclid(1000);
+        let millis = unix_ms.rem_euclid(1000);
+        let days = seconds.div_euclid(86_400);
+        let second_of_day = seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        // Years outside 0..=9999 are clamped: no timestamp this server writes comes near them.
+        put_digits(&mut text[0..4], year.clamp(0, 9999));
+        put_digits(&mut text[5..7], month);
+        put_digits(&mut text[8..10], day);
+        put_digits(&mut text[11..13], second_of_day / 3600);
+        put_digits(&mut text[14..16], second_of_day / 60 % 60);
+        put_digits(&mut text[17..19], second_of_day % 60);
+        put_digits(&mut text[20..23], millis);
+        Iso8601 { text }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text).expect("only ASCII digits and separators are written")
+    }
+}
+
+impl serde::Serialize for Iso8601 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Writes `value` (not negative, and small enough) as decimal digits filling `out`.
+fn put_digits(out: &mut [u8], mut value: i64) {
+    for byte in out.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -44,5 +80,15 @@ mod tests {
         assert_eq!(iso8601(1_711_000_000_000), "2024-03-21T05:46:40.000Z");
         assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso8601(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn serialises_as_the_same_string() {
+        let at = 1_711_000_000_042;
+        assert_eq!(
+            serde_json::to_string(&super::Iso8601::new(at)).unwrap(),
+            format!("\"{}\"", iso8601(at))
+        );
     }
 }

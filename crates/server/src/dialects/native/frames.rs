@@ -264,7 +264,21 @@ pub fn decode_managed_frame(text: &str) -> Result<ManagedFrame, FrameError> {
 }
 
 pub(super) fn frame(kind: &str, payload: Value) -> Utf8Bytes {
-    Utf8Bytes::from(json!({"type": kind, "payload": payload}).to_string())
+    frame_of(kind, &payload)
+}
+
+/// `{"payload":…,"type":kind}` written straight from `payload`, with no [`Value`] built around
+/// it: the frames sent for every message use it. The keys come in the order a [`Value`] object
+/// prints them (sorted), so the text is the same either way.
+fn frame_of(kind: &str, payload: &impl serde::Serialize) -> Utf8Bytes {
+    #[derive(serde::Serialize)]
+    struct Frame<'a, P> {
+        payload: &'a P,
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    let text = serde_json::to_string(&Frame { payload, kind }).expect("a frame serialises");
+    Utf8Bytes::from(text)
 }
 
 pub fn error_frame(code: ErrorCode, message: &str) -> Utf8Bytes {
@@ -338,13 +352,20 @@ pub fn pong_frame(now: UnixMillis) -> Utf8Bytes {
 }
 
 pub fn ack_frame(message: &Message) -> Utf8Bytes {
-    frame(
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Ack<'a> {
+        client_message_id: &'a Option<String>,
+        id: i64,
+        seq: Seq,
+    }
+    frame_of(
         "ack",
-        json!({
-            "clientMessageId": message.client_message_id,
-            "id": message.id.0,
-            "seq": message.seq,
-        }),
+        &Ack {
+            client_message_id: &message.client_message_id,
+            id: message.id.0,
+            seq: message.seq,
+        },
     )
 }
 
@@ -377,17 +398,31 @@ pub fn message_frames(message: &Message) -> Vec<Utf8Bytes> {
     {
         return Vec::new();
     }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct AgentResponse<'a> {
+        agent_id: String,
+        iframe_commands: Vec<Value>,
+        seq: Seq,
+        speech: &'a str,
+        suggestions: &'a [String],
+        text: &'a str,
+    }
     let attributes = &message.attributes;
-    let mut frames = vec![frame(
+    let mut frames = vec![frame_of(
         "agent_response",
-        json!({
-            "text": message.content,
-            "speech": attributes.speech.clone().unwrap_or_else(|| message.content.clone()),
-            "iframeCommands": attributes.iframe_commands.iter().map(crate::json::iframe_command).collect::<Vec<_>>(),
-            "suggestions": attributes.suggestions,
-            "agentId": agent_id(&message.sender),
-            "seq": message.seq,
-        }),
+        &AgentResponse {
+            agent_id: agent_id(&message.sender),
+            iframe_commands: attributes
+                .iframe_commands
+                .iter()
+                .map(crate::json::iframe_command)
+                .collect(),
+            seq: message.seq,
+            speech: attributes.speech.as_deref().unwrap_or(&message.content),
+            suggestions: &attributes.suggestions,
+            text: &message.content,
+        },
     )];
     if let Some(form) = &attributes.lead_form {
         frames.push(frame(
@@ -633,22 +668,32 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let frames: Vec<Value> = message_frames(&message)
+        let expected = vec![
+            json!({"type": "agent_response", "payload": {
+                "text": "Plans start free.", "speech": "Plans start free.",
+                "iframeCommands": [{"action": "navigate", "url": "/pricing"}],
+                "suggestions": ["Talk to a human"], "agentId": "demo", "seq": 4}}),
+            json!({"type": "lead_form", "payload": {
+                "fields": ["email", "company"],
+                "cta": {"text": "Start Free Trial", "url": "https://example.com/signup"}}}),
+        ];
+        // Written straight from the record, the text is exactly what the Value prints.
+        let texts: Vec<String> = message_frames(&message)
             .iter()
-            .map(|frame| serde_json::from_str(frame.as_str()).unwrap())
+            .map(|frame| frame.as_str().to_string())
             .collect();
-        assert_eq!(
-            frames,
-            vec![
-                json!({"type": "agent_response", "payload": {
-                    "text": "Plans start free.", "speech": "Plans start free.",
-                    "iframeCommands": [{"action": "navigate", "url": "/pricing"}],
-                    "suggestions": ["Talk to a human"], "agentId": "demo", "seq": 4}}),
-                json!({"type": "lead_form", "payload": {
-                    "fields": ["email", "company"],
-                    "cta": {"text": "Start Free Trial", "url": "https://example.com/signup"}}}),
-            ]
-        );
+        let expected_texts: Vec<String> = expected.iter().map(Value::to_string).collect();
+        assert_eq!(texts, expected_texts);
+        let spoken = Message {
+            attributes: MessageAttributes {
+                speech: Some("Plans start at zero.".into()),
+                ..message.attributes.clone()
+            },
+            ..message.clone()
+        };
+        let first: Value = serde_json::from_str(message_frames(&spoken)[0].as_str()).unwrap();
+        assert_eq!(first["payload"]["speech"], "Plans start at zero.");
+        assert_eq!(first["payload"]["text"], "Plans start free.");
         let incoming = Message {
             message_type: MessageType::Incoming,
             ..message.clone()
@@ -659,5 +704,32 @@ mod tests {
             ..message
         };
         assert!(message_frames(&note).is_empty());
+    }
+
+    #[test]
+    fn acknowledges_with_the_text_the_value_form_prints() {
+        let mut message = Message {
+            id: MessageId(9),
+            account_id: AccountId(1),
+            conversation_id: ConversationId(2),
+            seq: 4,
+            sender: Sender::Contact(ContactId(3)),
+            message_type: MessageType::Incoming,
+            content_type: ContentType::Text,
+            content: "hi".into(),
+            attributes: MessageAttributes::default(),
+            private: false,
+            status: MessageStatus::Sent,
+            client_message_id: Some("c-\"1\"".into()),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let expected = |client_message_id: Value| {
+            json!({"type": "ack", "payload": {"clientMessageId": client_message_id, "id": 9, "seq": 4}})
+                .to_string()
+        };
+        assert_eq!(ack_frame(&message).as_str(), expected(json!("c-\"1\"")));
+        message.client_message_id = None;
+        assert_eq!(ack_frame(&message).as_str(), expected(Value::Null));
     }
 }
