@@ -367,7 +367,7 @@ impl SqliteStore {
             commit,
             run: Box::new(move |connection| {
                 let result = match commit {
-                    Commit::Synced => in_savepoint(connection, "job", work),
+                    Commit::Synced => in_savepoint(connection, &JOB, work),
                     Commit::Lazy => work(connection),
                 };
                 Box::new(move |committed: StoreResult<()>| {
@@ -406,11 +406,32 @@ impl SqliteStore {
     }
 }
 
-/// Runs `work` inside savepoint `name`: kept if it succeeds, undone (and only it) if it fails.
-/// The savepoint statements are prepared once and cached, as they run for every write.
+/// A savepoint's three statements, spelled once: they run for every write.
+struct Savepoint {
+    open: &'static str,
+    undo: &'static str,
+    release: &'static str,
+}
+
+/// The savepoint every ordinary write job runs in.
+const JOB: Savepoint = Savepoint {
+    open: "SAVEPOINT job",
+    undo: "ROLLBACK TO job",
+    release: "RELEASE job",
+};
+
+/// The savepoint of each message in a batch of appends, nested in its job's.
+const MESSAGE: Savepoint = Savepoint {
+    open: "SAVEPOINT message",
+    undo: "ROLLBACK TO message",
+    release: "RELEASE message",
+};
+
+/// Runs `work` inside `savepoint`: kept if it succeeds, undone (and only it) if it fails.
+/// The statements are prepared once and cached.
 fn in_savepoint<T>(
     connection: &Connection,
-    name: &str,
+    savepoint: &Savepoint,
     work: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
     let run = |sql: &str| -> StoreResult<()> {
@@ -420,12 +441,12 @@ fn in_savepoint<T>(
             .map(|_| ())
             .map_err(from_sqlite)
     };
-    run(&format!("SAVEPOINT {name}"))?;
+    run(savepoint.open)?;
     let result = work(connection);
     if result.is_err() {
-        run(&format!("ROLLBACK TO {name}"))?;
+        run(savepoint.undo)?;
     }
-    run(&format!("RELEASE {name}"))?;
+    run(savepoint.release)?;
     result
 }
 
@@ -714,7 +735,7 @@ fn original(connection: &Connection, key: &RepeatKey) -> rusqlite::Result<Append
 /// the original.
 fn append(connection: &Connection, message: NewMessage) -> StoreResult<Appended> {
     let key = RepeatKey::of(&message);
-    let appended = in_savepoint(connection, "message", |connection| {
+    let appended = in_savepoint(connection, &MESSAGE, |connection| {
         try_append(connection, message)
     });
     match (appended, key) {
