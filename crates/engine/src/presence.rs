@@ -7,7 +7,7 @@
 
 use crate::engine::Engine;
 use crate::hub::Delivery;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use switchboard_bus::{PresenceChange, Present};
 use switchboard_core::presence::{account_online, agent_presence, contact_presence};
@@ -476,14 +476,15 @@ pub struct CursorMoves {
 /// (and one commit) instead of one write each.
 pub(crate) struct PendingReceipts<T = Message> {
     // A std lock, never held across an await: the messages waiting, and whether a task drains
-    // them.
-    state: Mutex<(Vec<T>, bool)>,
+    // them. A deque, since under load thousands wait and each write takes the oldest few
+    // hundred: taking them from a Vec moved all the others forward every time.
+    state: Mutex<(VecDeque<T>, bool)>,
 }
 
 impl<T> Default for PendingReceipts<T> {
     fn default() -> Self {
         PendingReceipts {
-            state: Mutex::new((Vec::new(), false)),
+            state: Mutex::new((VecDeque::new(), false)),
         }
     }
 }
@@ -503,10 +504,10 @@ impl<T> PendingReceipts<T> {
         if state.0.is_empty() {
             state.1 = false;
             None
-        } else if state.0.len() > MAX_RECEIPTS_PER_WRITE {
-            Some(state.0.drain(..MAX_RECEIPTS_PER_WRITE).collect())
         } else {
-            Some(std::mem::take(&mut state.0))
+            // The queue keeps its capacity for the receipts that come next.
+            let count = state.0.len().min(MAX_RECEIPTS_PER_WRITE);
+            Some(state.0.drain(..count).collect())
         }
     }
 }
@@ -696,6 +697,11 @@ mod tests {
         assert_eq!(first[0], MessageId(5), "oldest first");
         let rest = receipts.take().unwrap();
         assert_eq!(rest.len(), 995 - MAX_RECEIPTS_PER_WRITE);
+        assert_eq!(
+            rest[0],
+            MessageId(5 + MAX_RECEIPTS_PER_WRITE as i64),
+            "the rest in order"
+        );
         assert_eq!(receipts.take(), None);
     }
 
