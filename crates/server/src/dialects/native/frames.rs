@@ -668,7 +668,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let expected = vec![
+        let expected = [
             json!({"type": "agent_response", "payload": {
                 "text": "Plans start free.", "speech": "Plans start free.",
                 "iframeCommands": [{"action": "navigate", "url": "/pricing"}],
