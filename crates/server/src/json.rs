@@ -63,14 +63,14 @@ impl Serialize for MessageJson<'_> {
         }
         map.serialize_entry("contentType", message.content_type.as_str())?;
         map.serialize_entry("conversationId", &message.conversation_id.0)?;
-        map.serialize_entry("createdAt", &Iso8601::new(message.created_at))?;
+        map.serialize_entry("createdAt", &Iso8601(message.created_at))?;
         map.serialize_entry("id", &message.id.0)?;
         map.serialize_entry("messageType", message_type(message.message_type))?;
         map.serialize_entry("private", &message.private)?;
         map.serialize_entry("sender", &SenderJson(&message.sender))?;
         map.serialize_entry("seq", &message.seq)?;
         map.serialize_entry("status", message.status.as_str())?;
-        map.serialize_entry("updatedAt", &Iso8601::new(message.updated_at))?;
+        map.serialize_entry("updatedAt", &Iso8601(message.updated_at))?;
         map.end()
     }
 }

@@ -1,45 +1,50 @@
 //! ISO-8601 rendering of Unix milliseconds, as REST answers spell timestamps.
 
+use std::fmt;
+
 /// `2024-03-21T05:46:40.000Z` for the given Unix milliseconds (UTC).
 pub fn iso8601(unix_ms: i64) -> String {
-    Iso8601::new(unix_ms).as_str().to_string()
+    Iso8601(unix_ms).to_string()
 }
 
-/// A timestamp spelled as [`iso8601`] does, held on the stack: what a frame serialises for
-/// every message it carries, so it costs no allocation and no formatting machinery.
-pub struct Iso8601 {
-    text: [u8; Iso8601::LEN],
-}
+/// Unix milliseconds spelled as [`iso8601`] spells them, written where they go: a frame
+/// serialises one for every message it carries, with no `String` and, for four-digit years
+/// (every timestamp this server writes), no formatting machinery either.
+pub struct Iso8601(pub i64);
 
-impl Iso8601 {
-    const LEN: usize = "2024-03-21T05:46:40.000Z".len();
-
-    pub fn new(unix_ms: i64) -> Iso8601 {
+impl fmt::Display for Iso8601 {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unix_ms = self.0;
         let seconds = unix_ms.div_euclid(1000);
         let millis = unix_ms.rem_euclid(1000);
-        let days = seconds.div_euclid(86_400);
         let second_of_day = seconds.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+        let (hour, minute, second) = (
+            second_of_day / 3600,
+            second_of_day / 60 % 60,
+            second_of_day % 60,
+        );
+        if !(0..=9999).contains(&year) {
+            return write!(
+                out,
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z"
+            );
+        }
         let mut text = *b"0000-00-00T00:00:00.000Z";
-        // Years outside 0..=9999 are clamped: no timestamp this server writes comes near them.
-        put_digits(&mut text[0..4], year.clamp(0, 9999));
+        put_digits(&mut text[0..4], year);
         put_digits(&mut text[5..7], month);
         put_digits(&mut text[8..10], day);
-        put_digits(&mut text[11..13], second_of_day / 3600);
-        put_digits(&mut text[14..16], second_of_day / 60 % 60);
-        put_digits(&mut text[17..19], second_of_day % 60);
+        put_digits(&mut text[11..13], hour);
+        put_digits(&mut text[14..16], minute);
+        put_digits(&mut text[17..19], second);
         put_digits(&mut text[20..23], millis);
-        Iso8601 { text }
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.text).expect("only ASCII digits and separators are written")
+        out.write_str(std::str::from_utf8(&text).expect("only ASCII is written"))
     }
 }
 
 impl serde::Serialize for Iso8601 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        serializer.collect_str(self)
     }
 }
 
@@ -81,13 +86,14 @@ mod tests {
         assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(iso8601(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso8601(253_402_300_800_000), "10000-01-01T00:00:00.000Z");
     }
 
     #[test]
     fn serialises_as_the_same_string() {
         let at = 1_711_000_000_042;
         assert_eq!(
-            serde_json::to_string(&super::Iso8601::new(at)).unwrap(),
+            serde_json::to_string(&super::Iso8601(at)).unwrap(),
             format!("\"{}\"", iso8601(at))
         );
     }
