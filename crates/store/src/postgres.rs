@@ -227,11 +227,26 @@ fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 }
 
 impl PostgresStore {
+    /// A pooled connection idle this long is pinged before use (a dropped one is replaced); one
+    /// in steady use is not.
+    pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
     /// Connects to `url` (`postgres://USER@HOST:PORT/DATABASE`) and applies pending migrations.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // sqlx pings every connection it hands out, a round trip before each statement;
+            // only one that sat idle a while is worth the check.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= Self::PING_IF_IDLE_FOR {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await
             .map_err(from_pg)?;

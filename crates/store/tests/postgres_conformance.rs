@@ -1,9 +1,11 @@
 //! Runs the store conformance suite on the PostgreSQL store, each test in a database of its own
 //! on this machine's PostgreSQL, and checks what only several nodes can do to it.
 
+use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
+use std::time::Duration;
 use switchboard_store::conformance::{visitor_text, world, Fixture};
-use switchboard_store::testing::TempDatabase;
+use switchboard_store::testing::{admin_url, TempDatabase};
 use switchboard_store::{conformance_tests, PostgresStore, Store};
 
 async fn fresh_postgres() -> Fixture {
@@ -62,6 +64,30 @@ async fn nodes_starting_together_migrate_once_and_share_gapless_seqs() {
         1
     );
     assert_eq!(results[0].message, results[1].message);
+}
+
+#[tokio::test]
+async fn connections_the_server_ended_while_idle_are_replaced() {
+    let database = TempDatabase::create().await;
+    let store = PostgresStore::connect(&database.url).await.unwrap();
+    store.ping().await.unwrap();
+
+    // The server ends every session on the database, as a restart or a proxy's idle timeout
+    // would, while the pool holds them idle.
+    let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind(&database.name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty() && ended.iter().all(|ended| *ended));
+    tokio::time::sleep(PostgresStore::PING_IF_IDLE_FOR + Duration::from_millis(200)).await;
+
+    // The pool finds them dead before use and opens new ones: no request fails.
+    store.ping().await.unwrap();
+    assert_eq!(store.count_accounts().await.unwrap(), 0);
 }
 
 #[tokio::test]
