@@ -1683,10 +1683,15 @@ impl Store for PostgresStore {
         now: UnixMillis,
     ) -> StoreResult<Vec<MessageId>> {
         let ids: Vec<i64> = message_ids.iter().map(|id| id.0).collect();
+        // Planned afresh for every batch (an unnamed statement, a round trip more): a
+        // connection caches the generic plan of a named one after a few executions, and if
+        // that happens while the table is a few pages (a fresh database filling up), the plan
+        // is a sequential scan of every message, kept until the table is next analyzed.
         let changed: std::collections::HashSet<i64> = sqlx::query_scalar(
             "UPDATE messages SET status = 'delivered', updated_at = $2 \
              WHERE id = ANY($1) AND status = 'sent' RETURNING id",
         )
+        .persistent(false)
         .bind(&ids)
         .bind(now)
         .fetch_all(&self.pool)
