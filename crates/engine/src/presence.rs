@@ -416,35 +416,64 @@ impl Engine {
                 newly_delivered.push(message.clone());
             }
         }
-        if newly_delivered.is_empty() {
-            return;
+        if !newly_delivered.is_empty() {
+            self.queue_receipts(newly_delivered);
         }
-        if self.receipts.add(newly_delivered) {
+    }
+
+    /// Queues `messages` to be marked delivered, and starts the task that writes them unless
+    /// one is running.
+    fn queue_receipts(&self, messages: Vec<Message>) {
+        if self.receipts.add(messages) {
             let engine = self.arc();
             tokio::spawn(async move { engine.write_receipts().await });
         }
     }
 
-    /// Marks the pending receipts delivered, many per write, until none are left; then
-    /// publishes each message that changed (from the copy in hand: the store is not read back).
+    /// Drains the pending receipts until none are left: waits [`RECEIPTS_GATHER`] for more to
+    /// come, then writes every one waiting (at most [`MAX_RECEIPTS_PER_WRITE`] a write), and
+    /// again.
     async fn write_receipts(&self) {
+        loop {
+            tokio::time::sleep(RECEIPTS_GATHER).await;
+            loop {
+                let Some(messages) = self.receipts.take() else {
+                    return;
+                };
+                let more_waiting = messages.len() == MAX_RECEIPTS_PER_WRITE;
+                self.mark_delivered(messages).await;
+                if !more_waiting {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Writes the receipts waiting now, without waiting for more: as a node stops.
+    pub async fn write_pending_receipts(&self) {
         while let Some(messages) = self.receipts.take() {
-            let now = self.clock().now_ms();
-            let ids = messages.iter().map(|message| message.id).collect();
-            match self.store().mark_delivered(ids, now).await {
-                Ok(changed) => {
-                    // The changed ids come in the order asked: a walk along both finds them.
-                    let mut changed = changed.into_iter().peekable();
-                    for mut message in messages {
-                        if changed.next_if_eq(&message.id).is_some() {
-                            message.status = MessageStatus::Delivered;
-                            message.updated_at = now;
-                            self.publish_message_updated(message).await;
-                        }
+            self.mark_delivered(messages).await;
+        }
+    }
+
+    /// Marks `messages` delivered in one write, then publishes each that changed (from the
+    /// copy in hand: the store is not read back).
+    async fn mark_delivered(&self, messages: Vec<Message>) {
+        let now = self.clock().now_ms();
+        let ids = messages.iter().map(|message| message.id).collect();
+        match self.store().mark_delivered(ids, now).await {
+            Ok(changed) => {
+                // The changed ids come in the order asked: a walk along both finds them.
+                let mut changed = changed.into_iter().peekable();
+                for mut message in messages {
+                    if changed.next_if_eq(&message.id).is_some() {
+                        message.status = MessageStatus::Delivered;
+                        message.updated_at = now;
+                        self.publish_message_updated(message).await;
                     }
                 }
-                Err(error) => tracing::warn!(%error, "could not mark messages delivered"),
             }
+            Err(error) => tracing::warn!(%error, "could not mark messages delivered"),
         }
     }
 
@@ -513,6 +542,12 @@ impl<T> PendingReceipts<T> {
 }
 
 const MAX_RECEIPTS_PER_WRITE: usize = 512;
+
+/// How long receipts gather before they are written together. Each write is a statement and a
+/// commit, which on PostgreSQL costs more than the rows it changes: under load one write now
+/// carries dozens of receipts instead of one or two, and a "delivered" mark this much later is
+/// not something a person sees.
+const RECEIPTS_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Whose cursor a principal's deliveries move.
 pub(crate) fn cursor_owner(principal: &Principal) -> Option<CursorOwner> {
@@ -634,8 +669,12 @@ impl Cursors {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_flush_of_more_cursors_than_one_write_takes_saves_every_one() {
+    /// An engine on a SQLite store of its own (the directory lives as long as the first).
+    async fn engine_on_sqlite() -> (
+        tempfile::TempDir,
+        Arc<dyn switchboard_store::Store>,
+        Arc<Engine>,
+    ) {
         let directory = tempfile::tempdir().unwrap();
         let store: Arc<dyn switchboard_store::Store> = Arc::new(
             switchboard_store::SqliteStore::open(
@@ -651,6 +690,12 @@ mod tests {
         )
         .await
         .unwrap();
+        (directory, store, engine)
+    }
+
+    #[tokio::test]
+    async fn a_flush_of_more_cursors_than_one_write_takes_saves_every_one() {
+        let (_directory, store, engine) = engine_on_sqlite().await;
         let count = crate::engine::CURSORS_PER_WRITE * 2 + 7;
         let owners: Vec<CursorOwner> = (1..=count as i64)
             .map(|n| CursorOwner::Contact(ContactId(n)))
@@ -664,6 +709,88 @@ mod tests {
             let stored = store.cursor(*owner, ConversationId(1)).await.unwrap();
             assert_eq!(stored, Some(n as Seq + 1), "cursor {n} of {count}");
         }
+    }
+
+    /// [`engine_on_sqlite`] with a conversation to send in.
+    async fn engine_with_world() -> (
+        tempfile::TempDir,
+        Arc<dyn switchboard_store::Store>,
+        Arc<Engine>,
+        switchboard_store::conformance::World,
+    ) {
+        let (directory, store, engine) = engine_on_sqlite().await;
+        let world = switchboard_store::conformance::world(&store).await;
+        (directory, store, engine, world)
+    }
+
+    async fn stored_message(
+        store: &Arc<dyn switchboard_store::Store>,
+        world: &switchboard_store::conformance::World,
+        text: &str,
+    ) -> Message {
+        let message = switchboard_store::conformance::visitor_text(world, text, None);
+        store.append_message(message).await.unwrap().message
+    }
+
+    /// The stored status and update time of each message of the world's conversation.
+    async fn statuses(
+        store: &Arc<dyn switchboard_store::Store>,
+        world: &switchboard_store::conformance::World,
+    ) -> Vec<(MessageStatus, UnixMillis)> {
+        store
+            .messages_after(world.session.conversation_id, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| (message.status, message.updated_at))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn receipts_queued_within_the_gathering_time_are_written_together() {
+        let (_directory, store, engine, world) = engine_with_world().await;
+        let first = stored_message(&store, &world, "one").await;
+        let second = stored_message(&store, &world, "two").await;
+        let third = stored_message(&store, &world, "three").await;
+        let started = engine.clock().now_ms();
+
+        engine.queue_receipts(vec![first]);
+        // Time stands still while the test waits, except to wake the earliest sleeper.
+        tokio::time::sleep(RECEIPTS_GATHER / 2).await;
+        engine.queue_receipts(vec![second, third]);
+        let mut waited = 0;
+        while statuses(&store, &world).await[2].0 != MessageStatus::Delivered {
+            waited += 1;
+            assert!(waited < 1000, "the receipts were never written");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+
+        let written = statuses(&store, &world).await;
+        let at = written[0].1;
+        assert!(
+            at >= started + RECEIPTS_GATHER.as_millis() as UnixMillis,
+            "the first receipt waited for the others"
+        );
+        assert_eq!(
+            written,
+            vec![(MessageStatus::Delivered, at); 3],
+            "one write marked all three"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopping_node_writes_the_receipts_still_gathering() {
+        let (_directory, store, engine, world) = engine_with_world().await;
+        let message = stored_message(&store, &world, "one").await;
+
+        engine.queue_receipts(vec![message]);
+        engine.write_pending_receipts().await;
+
+        assert_eq!(
+            statuses(&store, &world).await[0].0,
+            MessageStatus::Delivered,
+            "written without waiting out the gathering time"
+        );
     }
 
     #[test]

@@ -223,6 +223,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
                 "connections still open after the grace period"
             );
         }
+        engine.write_pending_receipts().await;
         engine.flush_cursors().await;
         engine.leave_presence().await;
         tracing::info!("stopped");
