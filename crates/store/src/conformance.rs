@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             receipts_move_forward_and_unread_counts_follow,
             delivery_cursors_only_move_forward,
             batched_appends_keep_order_and_fail_alone,
+            a_batch_spanning_conversations_appends_each_in_order,
             appends_report_the_assignee,
             widget_contacts_and_their_conversations,
             transcripts_keep_their_segments_in_order,
@@ -1075,6 +1076,82 @@ pub async fn batched_appends_keep_order_and_fail_alone(store: &Arc<dyn Store>) {
         .unwrap();
     let contents: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(contents, vec!["one", "two", "three"]);
+}
+
+pub async fn a_batch_spanning_conversations_appends_each_in_order(store: &Arc<dyn Store>) {
+    let (first, second) = (world(store).await, world(store).await);
+    let mut lost = visitor_text(&first, "nowhere", None);
+    lost.conversation_id = ConversationId(i64::MAX - 1);
+    let reply = NewMessage {
+        sender: Sender::Bot {
+            id: first.bot.id,
+            name: "demo".into(),
+        },
+        message_type: MessageType::Outgoing,
+        attributes: BotReply {
+            text: "Pricing is on the next page".into(),
+            speech: None,
+            iframe_commands: Vec::new(),
+            suggestions: vec!["Plans".into()],
+            lead_form: None,
+        }
+        .attributes(),
+        ..visitor_text(&first, "Pricing is on the next page", None)
+    };
+    let results = store
+        .append_messages(vec![
+            visitor_text(&first, "a1", None),
+            visitor_text(&second, "b1", None),
+            lost,
+            reply.clone(),
+            visitor_text(&second, "b2", Some("b-2")),
+        ])
+        .await
+        .unwrap();
+    let seqs: Vec<Option<Seq>> = results
+        .iter()
+        .map(|result| result.as_ref().ok().map(|appended| appended.message.seq))
+        .collect();
+    assert_eq!(seqs, vec![Some(1), Some(1), None, Some(2), Some(2)]);
+    assert!(matches!(results[2], Err(StoreError::NotFound { .. })));
+    assert!(results
+        .iter()
+        .flatten()
+        .all(|appended| appended.created && appended.message.status == MessageStatus::Sent));
+
+    let stored = |world: &World| {
+        let store = store.clone();
+        let conversation_id = world.session.conversation_id;
+        async move { store.messages_after(conversation_id, 0, 10).await.unwrap() }
+    };
+    let in_first = stored(&first).await;
+    assert_eq!(in_first[0].content, "a1");
+    assert_eq!(in_first[1].sender, reply.sender);
+    assert_eq!(in_first[1].attributes, reply.attributes);
+    assert_eq!(in_first[1], results[3].as_ref().unwrap().message);
+    let in_second: Vec<String> = stored(&second)
+        .await
+        .into_iter()
+        .map(|message| message.content)
+        .collect();
+    assert_eq!(in_second, vec!["b1", "b2"]);
+
+    // Each conversation counts its own unread messages.
+    let conversation = |world: &World| {
+        let store = store.clone();
+        let conversation_id = world.session.conversation_id;
+        async move { store.conversation(conversation_id).await.unwrap().unwrap() }
+    };
+    let (one, two) = (conversation(&first).await, conversation(&second).await);
+    assert_eq!((one.unread_by_agents, one.unread_by_contact), (1, 1));
+    assert_eq!((two.unread_by_agents, two.unread_by_contact), (2, 0));
+    // The client message id was stored with its message: a repeat finds it.
+    let again = store
+        .append_message(visitor_text(&second, "b2 again", Some("b-2")))
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.message.id, results[4].as_ref().unwrap().message.id);
 }
 
 pub async fn appends_report_the_assignee(store: &Arc<dyn Store>) {

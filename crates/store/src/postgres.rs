@@ -4,11 +4,13 @@
 //! Seq allocation stays gapless with writers on several nodes because an append bumps its
 //! conversation's row in the same statement that inserts the message: the row lock serialises
 //! appends to one conversation, and a failed append (a repeated `client_message_id` breaks the
-//! unique index) is undone whole, seq included.
+//! unique index) is undone whole, seq included. Appends queue for a task that runs a few
+//! statements at once and folds what waits behind them into one statement (`run_appender`).
 
 use crate::*;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection, PgExecutor, Row};
+use tokio::sync::{mpsc, oneshot};
 
 /// The schema, one entry per version; each runs once, in order, in its own transaction.
 const MIGRATIONS: &[&str] = &[
@@ -200,6 +202,8 @@ const MIGRATION_LOCK: i64 = 0x7362_6d69_6772;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Appends go through one task that folds whatever waits into one statement.
+    appends: mpsc::UnboundedSender<AppendJob>,
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -251,7 +255,9 @@ impl PostgresStore {
             .await
             .map_err(from_pg)?;
         migrate(&pool).await?;
-        Ok(PostgresStore { pool })
+        let (appends, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(run_appender(pool.clone(), jobs));
+        Ok(PostgresStore { pool, appends })
     }
 }
 
@@ -578,21 +584,12 @@ async fn insert_conversation(
 /// index and fails the whole statement, bump included, with [`StoreError::Conflict`]; inside a
 /// transaction the caller rolls back to before it.
 async fn try_append(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
-    let unread_for_agents = message.message_type == MessageType::Incoming;
-    let unread_for_contact = !message.private
-        && matches!(
-            message.message_type,
-            MessageType::Outgoing | MessageType::Template
-        );
-    let sender_name = match &message.sender {
-        Sender::Bot { name, .. } => Some(name.as_str()),
-        _ => None,
-    };
-    let attributes = if message.attributes.is_empty() {
-        None
-    } else {
-        Some(serde_json::to_string(&message.attributes).map_err(backend)?)
-    };
+    let Derived {
+        unread_by_agents,
+        unread_by_contact,
+        sender_name,
+        attributes,
+    } = derived(&message)?;
     let row = sqlx::query(
         "WITH bumped AS ( \
              UPDATE conversations SET last_seq = last_seq + 1, updated_at = $13, \
@@ -621,8 +618,8 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     .bind(&message.client_message_id)
     .bind(message.created_at)
     .bind(message.created_at)
-    .bind(i64::from(unread_for_agents))
-    .bind(i64::from(unread_for_contact))
+    .bind(unread_by_agents)
+    .bind(unread_by_contact)
     .fetch_optional(&mut *connection)
     .await
     .map_err(from_pg)?;
@@ -634,7 +631,284 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     let id: i64 = get(&row, "id")?;
     let seq: i64 = get(&row, "seq")?;
     let assignee_id: Option<i64> = get(&row, "assignee_id")?;
-    Ok(Appended {
+    Ok(appended(message, id, seq, assignee_id))
+}
+
+/// What an append stores besides the message's own fields.
+struct Derived<'m> {
+    /// 1 if the message counts as unread for the agents, else 0; the same for the contact.
+    unread_by_agents: i64,
+    unread_by_contact: i64,
+    /// A bot sender's name.
+    sender_name: Option<&'m str>,
+    /// The attributes as JSON, if any.
+    attributes: Option<String>,
+}
+
+fn derived(message: &NewMessage) -> StoreResult<Derived<'_>> {
+    let unread_by_contact = !message.private
+        && matches!(
+            message.message_type,
+            MessageType::Outgoing | MessageType::Template
+        );
+    Ok(Derived {
+        unread_by_agents: i64::from(message.message_type == MessageType::Incoming),
+        unread_by_contact: i64::from(unread_by_contact),
+        sender_name: match &message.sender {
+            Sender::Bot { name, .. } => Some(name.as_str()),
+            _ => None,
+        },
+        attributes: match message.attributes.is_empty() {
+            true => None,
+            false => Some(serde_json::to_string(&message.attributes).map_err(backend)?),
+        },
+    })
+}
+
+/// Where a message of [`append_together`] was stored: its id, its seq and its conversation's
+/// assignee.
+type Placed = (i64, Seq, Option<i64>);
+
+/// Appends `messages` (in order) in one statement: each conversation's row is bumped once, by
+/// its number of messages, which take the seqs in order. A message whose conversation is not
+/// there (or not in its account) gets `None`. A repeated `client_message_id` fails the statement
+/// whole with [`StoreError::Conflict`], nothing stored. The conversations are locked in id
+/// order first, so such statements from several nodes wait for each other instead of
+/// deadlocking.
+async fn append_together(
+    pool: &PgPool,
+    messages: &[NewMessage],
+) -> StoreResult<Vec<Option<Placed>>> {
+    let count = messages.len();
+    let mut accounts = Vec::with_capacity(count);
+    let mut conversations = Vec::with_capacity(count);
+    let mut sender_kinds = Vec::with_capacity(count);
+    let mut sender_ids = Vec::with_capacity(count);
+    let mut sender_names = Vec::with_capacity(count);
+    let mut types = Vec::with_capacity(count);
+    let mut content_types = Vec::with_capacity(count);
+    let mut contents = Vec::with_capacity(count);
+    let mut attributes = Vec::with_capacity(count);
+    let mut privates = Vec::with_capacity(count);
+    let mut client_ids = Vec::with_capacity(count);
+    let mut times = Vec::with_capacity(count);
+    let mut unread_by_agents = Vec::with_capacity(count);
+    let mut unread_by_contact = Vec::with_capacity(count);
+    for message in messages {
+        let derived = derived(message)?;
+        accounts.push(message.account_id.0);
+        conversations.push(message.conversation_id.0);
+        sender_kinds.push(message.sender.kind_str());
+        sender_ids.push(message.sender.id_number());
+        sender_names.push(derived.sender_name);
+        types.push(message.message_type as i64);
+        content_types.push(message.content_type.as_str());
+        contents.push(message.content.as_str());
+        attributes.push(derived.attributes);
+        privates.push(message.private);
+        client_ids.push(message.client_message_id.as_deref());
+        times.push(message.created_at);
+        unread_by_agents.push(derived.unread_by_agents);
+        unread_by_contact.push(derived.unread_by_contact);
+    }
+    let rows: Vec<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
+        "WITH batch AS ( \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], \
+                 $5::TEXT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BOOLEAN[], \
+                 $11::TEXT[], $12::BIGINT[], $13::BIGINT[], $14::BIGINT[]) WITH ORDINALITY \
+             AS b (account_id, conversation_id, sender_kind, sender_id, sender_name, \
+                 message_type, content_type, content, attributes, private, client_message_id, \
+                 created_at, unread_by_agents, unread_by_contact, n)), \
+         per_conversation AS ( \
+             SELECT account_id, conversation_id, COUNT(*) AS added, \
+                 SUM(unread_by_agents)::BIGINT AS by_agents, \
+                 SUM(unread_by_contact)::BIGINT AS by_contact, MAX(created_at) AS at \
+             FROM batch GROUP BY account_id, conversation_id), \
+         locked AS ( \
+             SELECT c.id FROM conversations c JOIN per_conversation p \
+                 ON c.id = p.conversation_id AND c.account_id = p.account_id \
+             ORDER BY c.id FOR UPDATE OF c), \
+         bumped AS ( \
+             UPDATE conversations c SET last_seq = c.last_seq + p.added, updated_at = p.at, \
+                 unread_by_agents = c.unread_by_agents + p.by_agents, \
+                 unread_by_contact = c.unread_by_contact + p.by_contact \
+             FROM per_conversation p, locked \
+             WHERE c.id = p.conversation_id AND c.account_id = p.account_id \
+                 AND locked.id = c.id \
+             RETURNING c.id, c.account_id, c.last_seq - p.added AS before, c.assignee_id), \
+         numbered AS ( \
+             SELECT b.*, bumped.assignee_id, bumped.before + ROW_NUMBER() \
+                 OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq \
+             FROM batch b JOIN bumped \
+                 ON bumped.id = b.conversation_id AND bumped.account_id = b.account_id), \
+         inserted AS ( \
+             INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
+                 sender_name, message_type, content_type, content, attributes, private, status, \
+                 client_message_id, created_at, updated_at) \
+             SELECT account_id, conversation_id, seq, sender_kind, sender_id, sender_name, \
+                 message_type, content_type, content, attributes, private, 'sent', \
+                 client_message_id, created_at, created_at FROM numbered \
+             RETURNING id, conversation_id, seq) \
+         SELECT numbered.n, inserted.id, inserted.seq, numbered.assignee_id \
+         FROM numbered JOIN inserted USING (conversation_id, seq)",
+    )
+    .bind(accounts)
+    .bind(conversations)
+    .bind(sender_kinds)
+    .bind(sender_ids)
+    .bind(sender_names)
+    .bind(types)
+    .bind(content_types)
+    .bind(contents)
+    .bind(attributes)
+    .bind(privates)
+    .bind(client_ids)
+    .bind(times)
+    .bind(unread_by_agents)
+    .bind(unread_by_contact)
+    .fetch_all(pool)
+    .await
+    .map_err(from_pg)?;
+    let mut placed = vec![None; count];
+    for (n, id, seq, assignee_id) in rows {
+        placed[(n - 1) as usize] = Some((id, seq, assignee_id));
+    }
+    Ok(placed)
+}
+
+/// Appends `messages` in order, each on its own: one alone is one statement; several share a
+/// transaction, each in a savepoint, so a repeat is answered with its original.
+async fn append_each(
+    pool: &PgPool,
+    messages: Vec<NewMessage>,
+) -> StoreResult<Vec<StoreResult<Appended>>> {
+    if messages.len() == 1 {
+        let message = messages.into_iter().next().expect("one message");
+        let key = RepeatKey::of(&message);
+        let mut connection = pool.acquire().await.map_err(from_pg)?;
+        let appended = match (try_append(&mut connection, message).await, key) {
+            (Err(StoreError::Conflict { .. }), Some(key)) => original(&mut connection, &key).await,
+            (appended, _) => appended,
+        };
+        return Ok(vec![appended]);
+    }
+    let mut transaction = pool.begin().await.map_err(from_pg)?;
+    // The transaction holds every conversation it appends to until it commits: it locks them
+    // in id order first, as append_together does, so that the two cannot deadlock.
+    let conversations: Vec<i64> = messages
+        .iter()
+        .map(|message| message.conversation_id.0)
+        .collect();
+    sqlx::query("SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(conversations)
+        .execute(&mut *transaction)
+        .await
+        .map_err(from_pg)?;
+    let mut results = Vec::with_capacity(messages.len());
+    for message in messages {
+        results.push(append_alone(&mut transaction, message).await);
+    }
+    transaction.commit().await.map_err(from_pg)?;
+    Ok(results)
+}
+
+/// One caller's messages to append, in order, and where their results go.
+struct AppendJob {
+    messages: Vec<NewMessage>,
+    reply: oneshot::Sender<StoreResult<Vec<StoreResult<Appended>>>>,
+}
+
+/// At most this many messages share a statement.
+const MAX_APPENDS_PER_STATEMENT: usize = 256;
+
+/// At most this many append statements run at once.
+const APPEND_STATEMENTS_AT_ONCE: usize = 3;
+
+/// Appends what callers queue. While fewer than [`APPEND_STATEMENTS_AT_ONCE`] statements run, a
+/// job starts one at once; when that many run, the jobs queueing behind them share the next
+/// statement and commit: the statements grow instead of the commits multiplying (each costs
+/// PostgreSQL more than the rows it writes).
+async fn run_appender(pool: PgPool, mut jobs: mpsc::UnboundedReceiver<AppendJob>) {
+    let running = std::sync::Arc::new(tokio::sync::Semaphore::new(APPEND_STATEMENTS_AT_ONCE));
+    while let Some(job) = jobs.recv().await {
+        let Ok(permit) = running.clone().acquire_owned().await else {
+            return;
+        };
+        let mut count = job.messages.len();
+        let mut batch = vec![job];
+        while count < MAX_APPENDS_PER_STATEMENT {
+            let Ok(job) = jobs.try_recv() else {
+                break;
+            };
+            count += job.messages.len();
+            batch.push(job);
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            append_jobs(&pool, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Appends the messages of `jobs` together and answers each job.
+async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
+    let mut lengths = Vec::with_capacity(jobs.len());
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut messages = Vec::new();
+    for job in jobs {
+        lengths.push(job.messages.len());
+        replies.push(job.reply);
+        messages.extend(job.messages);
+    }
+    let together = match messages.len() {
+        // The usual case when idle: the one-message statement is the cheaper one.
+        1 => Err(None),
+        _ => append_together(pool, &messages).await.map_err(Some),
+    };
+    match together {
+        Ok(placed) => {
+            let mut results =
+                messages
+                    .into_iter()
+                    .zip(placed)
+                    .map(|(message, placed)| match placed {
+                        Some((id, seq, assignee_id)) => Ok(appended(message, id, seq, assignee_id)),
+                        None => Err(StoreError::NotFound {
+                            what: "conversation",
+                        }),
+                    });
+            for (length, reply) in lengths.into_iter().zip(replies) {
+                let _ = reply.send(Ok(results.by_ref().take(length).collect()));
+            }
+        }
+        // One message, or a repeated client message id among them: each job on its own, so
+        // each repeat is answered with its original.
+        Err(None | Some(StoreError::Conflict { .. })) => {
+            let mut messages = messages.into_iter();
+            for (length, reply) in lengths.into_iter().zip(replies) {
+                let job = messages.by_ref().take(length).collect();
+                let _ = reply.send(append_each(pool, job).await);
+            }
+        }
+        Err(Some(error)) => {
+            // The statement failed: none of it is stored.
+            let reason = error.to_string();
+            let mut first = Some(error);
+            for reply in replies {
+                let error = first
+                    .take()
+                    .unwrap_or_else(|| StoreError::Backend(reason.clone().into()));
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// The record of `message`, stored as `id` with `seq`, in a conversation assigned to
+/// `assignee_id`.
+fn appended(message: NewMessage, id: i64, seq: Seq, assignee_id: Option<i64>) -> Appended {
+    Appended {
         assignee_id: assignee_id.map(AgentId),
         message: Message {
             id: MessageId(id),
@@ -653,7 +927,7 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
             updated_at: message.created_at,
         },
         created: true,
-    })
+    }
 }
 
 /// The message a repeated `client_message_id` first created, and the conversation's assignee.
@@ -1150,31 +1424,24 @@ impl Store for PostgresStore {
     }
 
     async fn append_message(&self, message: NewMessage) -> StoreResult<Appended> {
-        // One statement, its own transaction: one round trip for the usual case.
-        let key = RepeatKey::of(&message);
-        let mut connection = self.pool.acquire().await.map_err(from_pg)?;
-        match (try_append(&mut connection, message).await, key) {
-            (Err(StoreError::Conflict { .. }), Some(key)) => original(&mut connection, &key).await,
-            (appended, _) => appended,
-        }
+        self.append_messages(vec![message])
+            .await?
+            .pop()
+            .expect("a result per message")
     }
 
     async fn append_messages(
         &self,
         messages: Vec<NewMessage>,
     ) -> StoreResult<Vec<StoreResult<Appended>>> {
-        if messages.len() == 1 {
-            // The usual case: one statement needs no transaction and no savepoint around it.
-            let message = messages.into_iter().next().expect("one message");
-            return Ok(vec![self.append_message(message).await]);
+        if messages.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut transaction = self.pool.begin().await.map_err(from_pg)?;
-        let mut results = Vec::with_capacity(messages.len());
-        for message in messages {
-            results.push(append_alone(&mut transaction, message).await);
-        }
-        transaction.commit().await.map_err(from_pg)?;
-        Ok(results)
+        let (reply, answer) = oneshot::channel();
+        self.appends
+            .send(AppendJob { messages, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn messages_after(

@@ -66,6 +66,57 @@ async fn nodes_starting_together_migrate_once_and_share_gapless_seqs() {
     assert_eq!(results[0].message, results[1].message);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_from_several_nodes_over_the_same_conversations_all_land() {
+    let database = TempDatabase::create().await;
+    let mut nodes: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..3 {
+        nodes.push(Arc::new(
+            PostgresStore::connect(&database.url).await.unwrap(),
+        ));
+    }
+    let (first, second) = (
+        Arc::new(world(&nodes[0]).await),
+        Arc::new(world(&nodes[0]).await),
+    );
+    // Every node appends batches that span both conversations, some in one order and some in
+    // the other, many callers at once: they lock the same rows, and none may deadlock.
+    let (callers, rounds) = (4, 15);
+    let mut writers = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for caller in 0..callers {
+            let (node, first, second) = (node.clone(), first.clone(), second.clone());
+            writers.push(tokio::spawn(async move {
+                for round in 0..rounds {
+                    let text = format!("node {index} caller {caller} round {round}");
+                    let mut batch = vec![
+                        visitor_text(&first, &text, None),
+                        visitor_text(&second, &text, None),
+                    ];
+                    if (index + caller + round) % 2 == 1 {
+                        batch.reverse();
+                    }
+                    for appended in node.append_messages(batch).await.unwrap() {
+                        appended.unwrap();
+                    }
+                }
+            }));
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let expected: Vec<i64> = (1..=(nodes.len() * callers * rounds) as i64).collect();
+    for world in [&first, &second] {
+        let stored = nodes[2]
+            .messages_after(world.session.conversation_id, 0, 1000)
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
+        assert_eq!(seqs, expected, "every append landed, seqs gapless");
+    }
+}
+
 #[tokio::test]
 async fn connections_the_server_ended_while_idle_are_replaced() {
     let database = TempDatabase::create().await;
