@@ -308,6 +308,14 @@ impl Sender {
         }
     }
 
+    /// A bot sender's name (the only sender whose name travels with the message).
+    pub fn bot_name(&self) -> Option<&str> {
+        match self {
+            Sender::Bot { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// The sender's numeric id (0 for the system).
     pub fn id_number(&self) -> i64 {
         match self {
@@ -506,6 +514,23 @@ pub struct NewMessage {
     pub private: bool,
     pub client_message_id: Option<String>,
     pub created_at: UnixMillis,
+}
+
+impl NewMessage {
+    /// Whether the message counts as unread for the conversation's agents: the visitor's.
+    pub fn unread_by_agents(&self) -> bool {
+        self.message_type == MessageType::Incoming
+    }
+
+    /// Whether the message counts as unread for the contact: a public one from the agents'
+    /// side (an agent's or a bot's reply, or a template).
+    pub fn unread_by_contact(&self) -> bool {
+        !self.private
+            && matches!(
+                self.message_type,
+                MessageType::Outgoing | MessageType::Template
+            )
+    }
 }
 
 /// A live demo session: a visitor talking with a bot in one conversation.

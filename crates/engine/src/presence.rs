@@ -434,18 +434,16 @@ impl Engine {
     /// come, then writes every one waiting (at most [`MAX_RECEIPTS_PER_WRITE`] a write), and
     /// again.
     async fn write_receipts(&self) {
+        let mut more_waiting = false;
         loop {
-            tokio::time::sleep(RECEIPTS_GATHER).await;
-            loop {
-                let Some(messages) = self.receipts.take() else {
-                    return;
-                };
-                let more_waiting = messages.len() == MAX_RECEIPTS_PER_WRITE;
-                self.mark_delivered(messages).await;
-                if !more_waiting {
-                    break;
-                }
+            if !more_waiting {
+                tokio::time::sleep(RECEIPTS_GATHER).await;
             }
+            let Some(messages) = self.receipts.take() else {
+                return;
+            };
+            more_waiting = messages.len() == MAX_RECEIPTS_PER_WRITE;
+            self.mark_delivered(messages).await;
         }
     }
 

@@ -91,6 +91,47 @@ pub struct Appended {
     pub assignee_id: Option<AgentId>,
 }
 
+impl Appended {
+    /// `message` newly stored as `id` with `seq`, in a conversation assigned to `assignee_id`.
+    pub(crate) fn new_message(
+        message: NewMessage,
+        id: MessageId,
+        seq: Seq,
+        assignee_id: Option<AgentId>,
+    ) -> Appended {
+        Appended {
+            assignee_id,
+            message: Message {
+                id,
+                account_id: message.account_id,
+                conversation_id: message.conversation_id,
+                seq,
+                sender: message.sender,
+                message_type: message.message_type,
+                content_type: message.content_type,
+                content: message.content,
+                attributes: message.attributes,
+                private: message.private,
+                status: MessageStatus::Sent,
+                client_message_id: message.client_message_id,
+                created_at: message.created_at,
+                updated_at: message.created_at,
+            },
+            created: true,
+        }
+    }
+}
+
+/// A message's attributes as both backends store them: JSON, or nothing when there are none.
+pub(crate) fn attributes_json(attributes: &MessageAttributes) -> StoreResult<Option<String>> {
+    if attributes.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(attributes)
+        .map(Some)
+        .map_err(|error| StoreError::Backend(Box::new(error)))
+}
+
 /// What finds the message a repeated `client_message_id` first created. Both backends append
 /// without looking first: the unique index over these columns refuses a repeat, the attempt
 /// is undone, and the original is read with this key.

@@ -584,12 +584,7 @@ async fn insert_conversation(
 /// index and fails the whole statement, bump included, with [`StoreError::Conflict`]; inside a
 /// transaction the caller rolls back to before it.
 async fn try_append(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
-    let Derived {
-        unread_by_agents,
-        unread_by_contact,
-        sender_name,
-        attributes,
-    } = derived(&message)?;
+    let attributes = attributes_json(&message.attributes)?;
     let row = sqlx::query(
         "WITH bumped AS ( \
              UPDATE conversations SET last_seq = last_seq + 1, updated_at = $13, \
@@ -609,7 +604,7 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     .bind(message.conversation_id.0)
     .bind(message.sender.kind_str())
     .bind(message.sender.id_number())
-    .bind(sender_name)
+    .bind(message.sender.bot_name())
     .bind(message.message_type as i64)
     .bind(message.content_type.as_str())
     .bind(&message.content)
@@ -618,8 +613,8 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     .bind(&message.client_message_id)
     .bind(message.created_at)
     .bind(message.created_at)
-    .bind(unread_by_agents)
-    .bind(unread_by_contact)
+    .bind(i64::from(message.unread_by_agents()))
+    .bind(i64::from(message.unread_by_contact()))
     .fetch_optional(&mut *connection)
     .await
     .map_err(from_pg)?;
@@ -631,38 +626,12 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     let id: i64 = get(&row, "id")?;
     let seq: i64 = get(&row, "seq")?;
     let assignee_id: Option<i64> = get(&row, "assignee_id")?;
-    Ok(appended(message, id, seq, assignee_id))
-}
-
-/// What an append stores besides the message's own fields.
-struct Derived<'m> {
-    /// 1 if the message counts as unread for the agents, else 0; the same for the contact.
-    unread_by_agents: i64,
-    unread_by_contact: i64,
-    /// A bot sender's name.
-    sender_name: Option<&'m str>,
-    /// The attributes as JSON, if any.
-    attributes: Option<String>,
-}
-
-fn derived(message: &NewMessage) -> StoreResult<Derived<'_>> {
-    let unread_by_contact = !message.private
-        && matches!(
-            message.message_type,
-            MessageType::Outgoing | MessageType::Template
-        );
-    Ok(Derived {
-        unread_by_agents: i64::from(message.message_type == MessageType::Incoming),
-        unread_by_contact: i64::from(unread_by_contact),
-        sender_name: match &message.sender {
-            Sender::Bot { name, .. } => Some(name.as_str()),
-            _ => None,
-        },
-        attributes: match message.attributes.is_empty() {
-            true => None,
-            false => Some(serde_json::to_string(&message.attributes).map_err(backend)?),
-        },
-    })
+    Ok(Appended::new_message(
+        message,
+        MessageId(id),
+        seq,
+        assignee_id.map(AgentId),
+    ))
 }
 
 /// Where a message of [`append_together`] was stored: its id, its seq and its conversation's
@@ -695,21 +664,20 @@ async fn append_together(
     let mut unread_by_agents = Vec::with_capacity(count);
     let mut unread_by_contact = Vec::with_capacity(count);
     for message in messages {
-        let derived = derived(message)?;
         accounts.push(message.account_id.0);
         conversations.push(message.conversation_id.0);
         sender_kinds.push(message.sender.kind_str());
         sender_ids.push(message.sender.id_number());
-        sender_names.push(derived.sender_name);
+        sender_names.push(message.sender.bot_name());
         types.push(message.message_type as i64);
         content_types.push(message.content_type.as_str());
         contents.push(message.content.as_str());
-        attributes.push(derived.attributes);
+        attributes.push(attributes_json(&message.attributes)?);
         privates.push(message.private);
         client_ids.push(message.client_message_id.as_deref());
         times.push(message.created_at);
-        unread_by_agents.push(derived.unread_by_agents);
-        unread_by_contact.push(derived.unread_by_contact);
+        unread_by_agents.push(i64::from(message.unread_by_agents()));
+        unread_by_contact.push(i64::from(message.unread_by_contact()));
     }
     let rows: Vec<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
         "WITH batch AS ( \
@@ -873,7 +841,12 @@ async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
                     .into_iter()
                     .zip(placed)
                     .map(|(message, placed)| match placed {
-                        Some((id, seq, assignee_id)) => Ok(appended(message, id, seq, assignee_id)),
+                        Some((id, seq, assignee_id)) => Ok(Appended::new_message(
+                            message,
+                            MessageId(id),
+                            seq,
+                            assignee_id.map(AgentId),
+                        )),
                         None => Err(StoreError::NotFound {
                             what: "conversation",
                         }),
@@ -902,31 +875,6 @@ async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
                 let _ = reply.send(Err(error));
             }
         }
-    }
-}
-
-/// The record of `message`, stored as `id` with `seq`, in a conversation assigned to
-/// `assignee_id`.
-fn appended(message: NewMessage, id: i64, seq: Seq, assignee_id: Option<i64>) -> Appended {
-    Appended {
-        assignee_id: assignee_id.map(AgentId),
-        message: Message {
-            id: MessageId(id),
-            account_id: message.account_id,
-            conversation_id: message.conversation_id,
-            seq,
-            sender: message.sender,
-            message_type: message.message_type,
-            content_type: message.content_type,
-            content: message.content,
-            attributes: message.attributes,
-            private: message.private,
-            status: MessageStatus::Sent,
-            client_message_id: message.client_message_id,
-            created_at: message.created_at,
-            updated_at: message.created_at,
-        },
-        created: true,
     }
 }
 

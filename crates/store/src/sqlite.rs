@@ -760,20 +760,14 @@ fn try_append(connection: &Connection, message: NewMessage) -> StoreResult<Appen
              WHERE id = ?1 AND account_id = ?2 RETURNING last_seq, assignee_id",
         )
         .and_then(|mut statement| {
-            let unread_for_agents = message.message_type == MessageType::Incoming;
-            let unread_for_contact = !message.private
-                && matches!(
-                    message.message_type,
-                    MessageType::Outgoing | MessageType::Template
-                );
             statement
                 .query_row(
                     params![
                         message.conversation_id.0,
                         message.account_id.0,
                         message.created_at,
-                        i64::from(unread_for_agents),
-                        i64::from(unread_for_contact)
+                        i64::from(message.unread_by_agents()),
+                        i64::from(message.unread_by_contact())
                     ],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
@@ -785,15 +779,7 @@ fn try_append(connection: &Connection, message: NewMessage) -> StoreResult<Appen
             what: "conversation",
         });
     };
-    let sender_name = match &message.sender {
-        Sender::Bot { name, .. } => Some(name.as_str()),
-        _ => None,
-    };
-    let attributes = if message.attributes.is_empty() {
-        None
-    } else {
-        Some(serde_json::to_string(&message.attributes).map_err(backend)?)
-    };
+    let attributes = attributes_json(&message.attributes)?;
     connection
         .prepare_cached(
             "INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
@@ -808,7 +794,7 @@ fn try_append(connection: &Connection, message: NewMessage) -> StoreResult<Appen
                 seq,
                 sender_kind,
                 sender_id,
-                sender_name,
+                message.sender.bot_name(),
                 message.message_type as i64,
                 message.content_type.as_str(),
                 message.content,
@@ -820,26 +806,12 @@ fn try_append(connection: &Connection, message: NewMessage) -> StoreResult<Appen
         })
         .map_err(from_sqlite)?;
     let id = MessageId(connection.last_insert_rowid());
-    Ok(Appended {
-        assignee_id: assignee_id.map(AgentId),
-        message: Message {
-            id,
-            account_id: message.account_id,
-            conversation_id: message.conversation_id,
-            seq,
-            sender: message.sender,
-            message_type: message.message_type,
-            content_type: message.content_type,
-            content: message.content,
-            attributes: message.attributes,
-            private: message.private,
-            status: MessageStatus::Sent,
-            client_message_id: message.client_message_id,
-            created_at: message.created_at,
-            updated_at: message.created_at,
-        },
-        created: true,
-    })
+    Ok(Appended::new_message(
+        message,
+        id,
+        seq,
+        assignee_id.map(AgentId),
+    ))
 }
 
 #[async_trait]
