@@ -92,6 +92,8 @@ async fn exchange(
         &[("messages received", &exchanged)],
     );
     let cpu_before = cpu_seconds(server_pid);
+    let clients_cpu_before = cpu_seconds(std::process::id());
+    let machine_before = crate::server_process::machine_ticks();
     let started = Instant::now();
     let run_for = Duration::from_secs(options.seconds);
     let period = Duration::from_millis(options.period_ms);
@@ -141,8 +143,11 @@ async fn exchange(
     }
     let elapsed = started.elapsed();
     let server_cpu = cpu_seconds(server_pid) - cpu_before;
+    let clients_cpu = cpu_seconds(std::process::id()) - clients_cpu_before;
+    let machine = crate::server_process::machine_ticks().since(machine_before);
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort();
+    let per_message = |cpu: f64| cpu * 1e6 / latencies.len().max(1) as f64;
     json!({
         "conversations": options.conversations,
         "periodMs": options.period_ms,
@@ -152,8 +157,18 @@ async fn exchange(
         "p50Ms": ms(percentile(&latencies, 0.5)),
         "p99Ms": ms(percentile(&latencies, 0.99)),
         "maxMs": ms(percentile(&latencies, 1.0)),
-        "serverCpuMicrosPerMessage": server_cpu * 1e6 / latencies.len().max(1) as f64,
+        "serverCpuMicrosPerMessage": per_message(server_cpu),
+        "clientCpuMicrosPerMessage": per_message(clients_cpu),
+        "clientBoundMessagesPerSecond": client_bound(per_message(clients_cpu), crate::cores()),
+        "machineBusyPercent": machine.busy_percent(),
     })
+}
+
+/// The most messages a second `cores` could carry if the server cost nothing and the clients
+/// kept costing `client_cpu_micros` of CPU per message, as they did in the run: the load
+/// generator shares the machine with the server, so no server can beat this on it.
+fn client_bound(client_cpu_micros: f64, cores: usize) -> Option<f64> {
+    (client_cpu_micros > 0.0).then(|| cores as f64 * 1e6 / client_cpu_micros)
 }
 
 async fn switchboard(options: &ChatOptions) -> Value {
@@ -316,4 +331,18 @@ pub async fn run(options: ChatOptions) -> Value {
         bare,
         node,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_bound;
+
+    #[test]
+    fn the_client_bound_is_the_cores_over_what_the_clients_spend_per_message() {
+        // 25 µs a message: 40,000 a second on a core, 80,000 on two.
+        assert_eq!(client_bound(25.0, 1), Some(40_000.0));
+        assert_eq!(client_bound(25.0, 2), Some(80_000.0));
+        // Nothing measured (no message, or a clock too coarse to see the clients): no bound.
+        assert_eq!(client_bound(0.0, 2), None);
+    }
 }

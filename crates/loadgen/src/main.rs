@@ -235,6 +235,11 @@ pub(crate) fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index]
 }
 
+/// The cores this machine gives its processes (the server's and the load generator's alike).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
+
 pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
@@ -446,8 +451,15 @@ async fn main() {
                     ("p99 ms", "p99Ms", 2),
                     ("max ms", "maxMs", 2),
                     ("server CPU µs per message", "serverCpuMicrosPerMessage", 2),
+                    (
+                        "clients' CPU µs per message",
+                        "clientCpuMicrosPerMessage",
+                        2,
+                    ),
+                    ("cores busy %", "machineBusyPercent", 0),
                 ],
             );
+            print_client_bounds(&result);
             println!("{result}");
         }
         Scenario::Fanout {
@@ -661,6 +673,24 @@ fn print_sweep(result: &serde_json::Value, unit: &str, cpu_key: &str) {
         number(&result["sustainedRatioToBare"], 2),
         number(&result["peakRatioToNode"], 2),
         number(&result["sustainedRatioToNode"], 2),
+    );
+}
+
+/// What the load generator's own share of the machine leaves: per server, the messages a second
+/// its clients could carry on these cores with a server that cost nothing.
+fn print_client_bounds(result: &serde_json::Value) {
+    let bounds: Vec<String> = sweep::Server::ALL
+        .iter()
+        .filter_map(|server| {
+            let bound = result[server.key()]["clientBoundMessagesPerSecond"].as_f64()?;
+            Some(format!("{} {bound:.0}", server.name()))
+        })
+        .collect();
+    println!(
+        "messages/s the clients could carry on {} cores, at what they spent per message here, \
+         with a server that cost nothing: {}",
+        cores(),
+        bounds.join(", ")
     );
 }
 

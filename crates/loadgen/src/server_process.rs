@@ -106,3 +106,78 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
+
+/// The machine's CPU time so far, all cores together, from the first line of `/proc/stat`:
+/// busy (user, nice, system, irq, softirq, steal) and idle (idle, iowait), in clock ticks.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MachineTicks {
+    pub busy: u64,
+    pub idle: u64,
+}
+
+impl MachineTicks {
+    /// Parses the `cpu` line of `/proc/stat`; zeros when it is not there.
+    pub fn parse(stat: &str) -> MachineTicks {
+        let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else {
+            return MachineTicks::default();
+        };
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|field| field.parse().unwrap_or(0))
+            .collect();
+        let field = |index: usize| fields.get(index).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest time is counted in user).
+        MachineTicks {
+            busy: field(0) + field(1) + field(2) + field(5) + field(6) + field(7),
+            idle: field(3) + field(4),
+        }
+    }
+
+    pub fn since(self, earlier: MachineTicks) -> MachineTicks {
+        MachineTicks {
+            busy: self.busy.saturating_sub(earlier.busy),
+            idle: self.idle.saturating_sub(earlier.idle),
+        }
+    }
+
+    /// The share of the cores that was busy, in percent; `None` over no time.
+    pub fn busy_percent(self) -> Option<f64> {
+        let total = self.busy + self.idle;
+        (total > 0).then(|| self.busy as f64 * 100.0 / total as f64)
+    }
+}
+
+/// The machine's CPU time so far (see [`MachineTicks`]).
+pub fn machine_ticks() -> MachineTicks {
+    MachineTicks::parse(&std::fs::read_to_string("/proc/stat").unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MachineTicks;
+
+    #[test]
+    fn machine_ticks_count_busy_and_idle_time_of_all_cores() {
+        let stat = "cpu  100 5 50 800 20 3 2 10 0 0\ncpu0 50 2 25 400 10 1 1 5 0 0\n";
+        let ticks = MachineTicks::parse(stat);
+        assert_eq!(
+            ticks,
+            MachineTicks {
+                busy: 170,
+                idle: 820
+            }
+        );
+        let later = MachineTicks::parse("cpu  200 5 100 900 20 3 2 10 0 0\n");
+        let run = later.since(ticks);
+        assert_eq!(
+            run,
+            MachineTicks {
+                busy: 150,
+                idle: 100
+            }
+        );
+        assert_eq!(run.busy_percent(), Some(60.0));
+        assert_eq!(MachineTicks::parse("").busy_percent(), None);
+    }
+}
