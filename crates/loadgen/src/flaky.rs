@@ -1,7 +1,8 @@
 //! `flaky`: visitors chat through the Rust client while their connections are force-closed
 //! every few seconds; afterwards every conversation is checked against the store. Prints
-//! messages sent, acknowledged, replies delivered, lost and duplicated, reconnects, and how long
-//! reconnecting and catching up took.
+//! messages sent, acknowledged, stored (none twice, none missing), replies delivered, lost and
+//! duplicated, reconnects, and how long reconnecting and catching up took. On SQLite, or with
+//! `--postgres` on a temporary PostgreSQL database.
 
 use crate::{ms, percentile};
 use serde_json::{json, Value};
@@ -16,6 +17,8 @@ pub struct FlakyOptions {
     pub seconds: u64,
     pub message_every_ms: u64,
     pub drop_every_ms: u64,
+    /// Store in a temporary PostgreSQL database instead of SQLite.
+    pub postgres: bool,
 }
 
 #[derive(Default)]
@@ -26,8 +29,14 @@ struct Totals {
 }
 
 pub async fn run(options: FlakyOptions) -> Value {
+    // Dropped after the server (declared first), so the database outlives its user.
+    let database = match options.postgres {
+        true => Some(switchboard_store::testing::TempDatabase::create().await),
+        false => None,
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut settings = switchboard_server::Settings::new(dir.path());
+    settings.database_url = database.as_ref().map(|database| database.url.clone());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.engine.rate_rules = RateRules::UNLIMITED;
     let server = switchboard_server::start(settings).await.unwrap();
@@ -127,10 +136,12 @@ pub async fn run(options: FlakyOptions) -> Value {
                 }
                 tokio::time::sleep(Duration::from_millis(message_every)).await;
             }
+            n
         }));
     }
+    let mut sent_by_visitor = Vec::with_capacity(tasks.len());
     for task in tasks {
-        task.await.unwrap();
+        sent_by_visitor.push(task.await.unwrap());
     }
     // Let the outboxes drain and the last replies arrive (bounded).
     let settle = Instant::now();
@@ -144,7 +155,8 @@ pub async fn run(options: FlakyOptions) -> Value {
     // Compare every conversation with the store.
     let (mut stored_replies, mut lost, mut duplicated, mut unacknowledged) =
         (0u64, 0u64, 0u64, 0u64);
-    for (client, conversation_id, replies) in &visitors {
+    let (mut stored, mut stored_twice, mut not_stored) = (0u64, 0u64, 0u64);
+    for ((client, conversation_id, replies), sent) in visitors.iter().zip(sent_by_visitor) {
         unacknowledged += client.pending() as u64;
         duplicated += client.duplicates_dropped();
         let messages = server
@@ -163,6 +175,19 @@ pub async fn run(options: FlakyOptions) -> Value {
             .map(|m| m.seq)
             .collect();
         stored_replies += outgoing.len() as u64;
+        // Each visitor's messages have distinct texts: a text stored twice is a resend stored
+        // again, a text sent and not stored is a message lost.
+        let incoming: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.message_type == switchboard_core::MessageType::Incoming)
+            .map(|m| m.content.as_str())
+            .collect();
+        let distinct: std::collections::HashSet<&str> = incoming.iter().copied().collect();
+        stored += incoming.len() as u64;
+        stored_twice += (incoming.len() - distinct.len()) as u64;
+        not_stored += (0..sent)
+            .filter(|n| !distinct.contains(format!("message {n}").as_str()))
+            .count() as u64;
         let received = replies.lock().unwrap().clone();
         lost += outgoing
             .iter()
@@ -182,6 +207,10 @@ pub async fn run(options: FlakyOptions) -> Value {
         "sent": sent.load(Ordering::Relaxed),
         "acknowledged": totals.acked.load(Ordering::Relaxed),
         "unacknowledged": unacknowledged,
+        "store": if options.postgres { "postgres" } else { "sqlite" },
+        "messagesStored": stored,
+        "messagesStoredTwice": stored_twice,
+        "messagesNotStored": not_stored,
         "repliesStored": stored_replies,
         "repliesDelivered": totals.replies.load(Ordering::Relaxed),
         "repliesLost": lost,

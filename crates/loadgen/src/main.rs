@@ -160,6 +160,10 @@ enum Scenario {
         /// Each visitor's connection is cut this often.
         #[arg(long, default_value_t = 3000)]
         drop_every_ms: u64,
+        /// Run the server on a temporary PostgreSQL database (`SWITCHBOARD_TEST_POSTGRES`, else
+        /// the local server) instead of its embedded SQLite.
+        #[arg(long)]
+        postgres: bool,
     },
 }
 
@@ -561,12 +565,14 @@ async fn main() {
             seconds,
             message_every_ms,
             drop_every_ms,
+            postgres,
         } => {
             let result = flaky::run(flaky::FlakyOptions {
                 visitors,
                 seconds,
                 message_every_ms,
                 drop_every_ms,
+                postgres,
             })
             .await;
             println!("| metric | value |");
