@@ -13,7 +13,7 @@
 
 use crate::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,62 +56,12 @@ enum Commit {
 
 pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
-    readers: ReaderPool,
+    readers: Arc<ReaderPool>,
 }
 
-/// Reads run on this many threads of their own, each with its connection, taking reads in
-/// turn. More would not read faster on a few cores; tokio's blocking pool, which reads used
-/// before, started a thread for a read whenever none was idle at that instant, and under a
-/// burst of connections a server held a hundred such threads (their stacks and allocator
-/// heaps, a few hundred KiB each) for ten seconds after.
-const READERS: usize = 8;
-
-/// A read for a reader thread: it is given the thread's connection, or why it could not be
-/// opened.
-type ReadJob = Box<dyn FnOnce(StoreResult<&Connection>) + Send>;
-
-/// The queue the reader threads take reads from; they end when it is dropped with the store.
 struct ReaderPool {
-    jobs: std::sync::mpsc::Sender<ReadJob>,
-}
-
-impl ReaderPool {
-    fn start(path: &Path) -> StoreResult<ReaderPool> {
-        let (jobs, queue) = std::sync::mpsc::channel();
-        let queue = Arc::new(Mutex::new(queue));
-        for index in 0..READERS {
-            let (path, queue) = (path.to_path_buf(), queue.clone());
-            std::thread::Builder::new()
-                .name(format!("sqlite-reader-{index}"))
-                .spawn(move || run_reader(&path, &queue))
-                .map_err(backend)?;
-        }
-        Ok(ReaderPool { jobs })
-    }
-}
-
-/// One reader thread: its connection is opened at its first read (and again after a failed
-/// opening), and kept.
-fn run_reader(path: &Path, queue: &Mutex<std::sync::mpsc::Receiver<ReadJob>>) {
-    let mut connection: Option<Connection> = None;
-    loop {
-        // One thread waits on the queue while the others wait for the lock or read.
-        let next = queue.lock().expect("reader queue poisoned").recv();
-        let Ok(job) = next else {
-            return;
-        };
-        if connection.is_none() {
-            // Readers never write, so their durability setting does not matter.
-            match open_connection(path, Durability::Normal) {
-                Ok(opened) => connection = Some(opened),
-                Err(error) => {
-                    job(Err(backend(error)));
-                    continue;
-                }
-            }
-        }
-        job(Ok(connection.as_ref().expect("opened above")));
-    }
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -389,7 +339,10 @@ impl SqliteStore {
             .map_err(backend)?;
         Ok(SqliteStore {
             writer,
-            readers: ReaderPool::start(&path)?,
+            readers: Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -429,21 +382,27 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `work` on a reader thread's connection.
+    /// Runs `work` on a reader connection on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let (reply, answer) = oneshot::channel();
-        let job: ReadJob = Box::new(move |connection| {
-            let _ =
-                reply.send(connection.and_then(|connection| work(connection).map_err(from_sqlite)));
-        });
-        self.readers
-            .jobs
-            .send(job)
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = match readers.idle.lock().expect("reader pool poisoned").pop() {
+                Some(connection) => connection,
+                // Readers never write, so their durability setting does not matter.
+                None => open_connection(&readers.path, Durability::Normal).map_err(backend)?,
+            };
+            let result = work(&connection).map_err(from_sqlite);
+            let mut idle = readers.idle.lock().expect("reader pool poisoned");
+            if idle.len() < 8 {
+                idle.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(backend)?
     }
 }
 
@@ -2295,7 +2254,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
 
     /// The `synchronous` setting a write of `commit` runs under.
     async fn sync_seen(store: &SqliteStore, commit: Commit) -> i64 {
@@ -2311,40 +2269,6 @@ mod tests {
 
     const NORMAL: i64 = 1;
     const FULL: i64 = 2;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_run_on_the_readers_threads_alone() {
-        let directory = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(SqliteStore::open(directory.path().join("db"), Durability::Full).unwrap());
-        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
-        let reads: Vec<_> = (0..READERS * 6)
-            .map(|_| {
-                let (store, running, most) = (store.clone(), running.clone(), most.clone());
-                let threads = threads.clone();
-                tokio::spawn(async move {
-                    store
-                        .read(move |connection| {
-                            threads.lock().unwrap().insert(std::thread::current().id());
-                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                            most.fetch_max(now, Ordering::SeqCst);
-                            std::thread::sleep(std::time::Duration::from_millis(20));
-                            running.fetch_sub(1, Ordering::SeqCst);
-                            connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
-                        })
-                        .await
-                })
-            })
-            .collect();
-        for read in reads {
-            assert_eq!(read.await.unwrap().unwrap(), 1);
-        }
-        // Every read waited its turn instead of taking a thread and a connection of its own.
-        assert!(most.load(Ordering::SeqCst) <= READERS);
-        assert!(threads.lock().unwrap().len() <= READERS);
-    }
 
     #[tokio::test]
     async fn lazy_writes_alone_commit_without_an_fsync_and_synced_ones_always_with_one() {
