@@ -28,6 +28,12 @@ struct Totals {
     reconnects: crate::progress::Counter,
 }
 
+/// The text of a visitor's `n`th message: distinct per visitor, so the store can be checked
+/// for each one.
+fn message_text(n: u64) -> String {
+    format!("message {n}")
+}
+
 pub async fn run(options: FlakyOptions) -> Value {
     // Dropped after the server (declared first), so the database outlives its user.
     let database = match options.postgres {
@@ -127,7 +133,7 @@ pub async fn run(options: FlakyOptions) -> Value {
                 );
             let mut n = 0;
             while started.elapsed() < run_for {
-                client.send_text(&format!("message {n}"));
+                client.send_text(&message_text(n));
                 sent.fetch_add(1, Ordering::Relaxed);
                 n += 1;
                 if Instant::now() >= next_drop {
@@ -186,7 +192,7 @@ pub async fn run(options: FlakyOptions) -> Value {
         stored += incoming.len() as u64;
         stored_twice += (incoming.len() - distinct.len()) as u64;
         not_stored += (0..sent)
-            .filter(|n| !distinct.contains(format!("message {n}").as_str()))
+            .filter(|&n| !distinct.contains(message_text(n).as_str()))
             .count() as u64;
         let received = replies.lock().unwrap().clone();
         lost += outgoing
