@@ -3,8 +3,9 @@
 //!
 //! Seq allocation stays gapless with writers on several nodes because an append bumps its
 //! conversation's row in the same statement that inserts the message: the row lock serialises
-//! appends to one conversation, and a failed append (a repeated `client_message_id` breaks the
-//! unique index) is undone whole, seq included. Appends queue for a task that runs a few
+//! appends to one conversation, and an append whose `client_message_id` is a repeat bumps
+//! nothing (it is looked up in the same statement; two racing first sends meet the unique index,
+//! which undoes the later statement whole, seq included). Appends queue for a task that runs a few
 //! statements at once and folds what waits behind them into one statement (`run_appender`).
 
 use crate::*;
@@ -580,25 +581,33 @@ async fn insert_conversation(
 
 /// Appends `message` in one statement, atomic on its own: the conversation's row is bumped
 /// (which locks it, so appends to one conversation are serialised and seqs stay gapless) and
-/// the message inserted with the new seq. A repeated `client_message_id` breaks the unique
-/// index and fails the whole statement, bump included, with [`StoreError::Conflict`]; inside a
-/// transaction the caller rolls back to before it.
+/// the message inserted with the new seq. A repeated `client_message_id` is looked up first:
+/// when it is there, nothing is bumped or inserted and the answer is [`StoreError::Conflict`]
+/// without the statement failing (a failed statement is an ERROR line in PostgreSQL's log for
+/// every re-sent message). Two first sends racing each other still meet the unique index, and
+/// the later one fails with the same [`StoreError::Conflict`]; inside a transaction the caller
+/// rolls back to before it.
 async fn try_append(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
     let attributes = attributes_json(&message.attributes)?;
     let row = sqlx::query(
-        "WITH bumped AS ( \
+        "WITH prior AS ( \
+             SELECT 1 FROM messages WHERE conversation_id = $2 AND account_id = $1 \
+             AND sender_kind = $3 AND sender_id = $4 AND client_message_id = $11), \
+         bumped AS ( \
              UPDATE conversations SET last_seq = last_seq + 1, updated_at = $13, \
              unread_by_agents = unread_by_agents + $14, \
              unread_by_contact = unread_by_contact + $15 \
-             WHERE id = $2 AND account_id = $1 RETURNING last_seq, assignee_id), \
+             WHERE id = $2 AND account_id = $1 AND NOT EXISTS (SELECT 1 FROM prior) \
+             RETURNING last_seq, assignee_id), \
          inserted AS ( \
              INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
              sender_name, message_type, content_type, content, attributes, private, status, \
              client_message_id, created_at, updated_at) \
              SELECT $1, $2, bumped.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', $11, \
              $12, $12 FROM bumped RETURNING id, seq) \
-         SELECT inserted.id, inserted.seq, bumped.assignee_id \
-         FROM bumped LEFT JOIN inserted ON true",
+         SELECT inserted.id, inserted.seq, bumped.assignee_id, \
+             EXISTS (SELECT 1 FROM prior) AS repeated \
+         FROM (SELECT) AS one LEFT JOIN bumped ON true LEFT JOIN inserted ON true",
     )
     .bind(message.account_id.0)
     .bind(message.conversation_id.0)
@@ -615,16 +624,18 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     .bind(message.created_at)
     .bind(i64::from(message.unread_by_agents()))
     .bind(i64::from(message.unread_by_contact()))
-    .fetch_optional(&mut *connection)
+    .fetch_one(&mut *connection)
     .await
     .map_err(from_pg)?;
-    let Some(row) = row else {
-        return Err(StoreError::NotFound {
-            what: "conversation",
+    let (id, seq): (Option<i64>, Option<i64>) = (get(&row, "id")?, get(&row, "seq")?);
+    let (Some(id), Some(seq)) = (id, seq) else {
+        return Err(match get::<bool>(&row, "repeated")? {
+            true => StoreError::Conflict { what: "record" },
+            false => StoreError::NotFound {
+                what: "conversation",
+            },
         });
     };
-    let id: i64 = get(&row, "id")?;
-    let seq: i64 = get(&row, "seq")?;
     let assignee_id: Option<i64> = get(&row, "assignee_id")?;
     Ok(Appended::new_message(
         message,
@@ -640,12 +651,13 @@ type Placed = (i64, Seq, Option<i64>);
 
 /// Appends `messages` (in order) in one statement: each conversation's row is bumped once, by
 /// its number of messages, which take the seqs in order. A message whose conversation is not
-/// there (or not in its account) gets `None`. A repeated `client_message_id` fails the statement
-/// whole with [`StoreError::Conflict`], nothing stored. The conversations are locked in id
-/// order first, so such statements from several nodes wait for each other instead of
-/// deadlocking.
+/// there (or not in its account) gets `None`. A repeated `client_message_id` (already stored, or
+/// twice in `messages`) makes the statement store nothing and answer [`StoreError::Conflict`];
+/// it is looked up rather than left to the unique index, so that the statement does not fail
+/// (as [`try_append`] explains). The conversations are locked in id order first, so such
+/// statements from several nodes wait for each other instead of deadlocking.
 async fn append_together(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     messages: &[NewMessage],
 ) -> StoreResult<Vec<Option<Placed>>> {
     let count = messages.len();
@@ -687,6 +699,15 @@ async fn append_together(
              AS b (account_id, conversation_id, sender_kind, sender_id, sender_name, \
                  message_type, content_type, content, attributes, private, client_message_id, \
                  created_at, unread_by_agents, unread_by_contact, n)), \
+         repeats AS ( \
+             SELECT 1 FROM batch b JOIN messages m ON m.conversation_id = b.conversation_id \
+                 AND m.account_id = b.account_id AND m.sender_kind = b.sender_kind \
+                 AND m.sender_id = b.sender_id AND m.client_message_id = b.client_message_id \
+             UNION ALL \
+             SELECT 1 FROM batch WHERE client_message_id IS NOT NULL \
+                 GROUP BY conversation_id, sender_kind, sender_id, client_message_id \
+                 HAVING COUNT(*) > 1 \
+             LIMIT 1), \
          per_conversation AS ( \
              SELECT account_id, conversation_id, COUNT(*) AS added, \
                  SUM(unread_by_agents)::BIGINT AS by_agents, \
@@ -695,6 +716,7 @@ async fn append_together(
          locked AS ( \
              SELECT c.id FROM conversations c JOIN per_conversation p \
                  ON c.id = p.conversation_id AND c.account_id = p.account_id \
+             WHERE NOT EXISTS (SELECT 1 FROM repeats) \
              ORDER BY c.id FOR UPDATE OF c), \
          bumped AS ( \
              UPDATE conversations c SET last_seq = c.last_seq + p.added, updated_at = p.at, \
@@ -718,7 +740,8 @@ async fn append_together(
                  client_message_id, created_at, created_at FROM numbered \
              RETURNING id, conversation_id, seq) \
          SELECT numbered.n, inserted.id, inserted.seq, numbered.assignee_id \
-         FROM numbered JOIN inserted USING (conversation_id, seq)",
+         FROM numbered JOIN inserted USING (conversation_id, seq) \
+         UNION ALL SELECT 0, 0, 0, NULL FROM repeats",
     )
     .bind(accounts)
     .bind(conversations)
@@ -734,9 +757,12 @@ async fn append_together(
     .bind(times)
     .bind(unread_by_agents)
     .bind(unread_by_contact)
-    .fetch_all(pool)
+    .fetch_all(connection)
     .await
     .map_err(from_pg)?;
+    if rows.iter().any(|&(n, ..)| n == 0) {
+        return Err(StoreError::Conflict { what: "record" });
+    }
     let mut placed = vec![None; count];
     for (n, id, seq, assignee_id) in rows {
         placed[(n - 1) as usize] = Some((id, seq, assignee_id));
@@ -832,7 +858,12 @@ async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
     let together = match messages.len() {
         // The usual case when idle: the one-message statement is the cheaper one.
         1 => Err(None),
-        _ => append_together(pool, &messages).await.map_err(Some),
+        _ => match pool.acquire().await {
+            Ok(mut connection) => append_together(&mut connection, &messages)
+                .await
+                .map_err(Some),
+            Err(error) => Err(Some(from_pg(error))),
+        },
     };
     match together {
         Ok(placed) => {
@@ -2156,5 +2187,100 @@ impl Store for PostgresStore {
                 .await
                 .map_err(from_pg)?;
         all(rows, segment_from_row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The append statements must find a repeat without failing: PostgreSQL logs an ERROR line
+    //! for every statement that fails. A failed statement also aborts the transaction it runs
+    //! in, which is how these tests see one: each runs its statements in a transaction and goes
+    //! on using it afterwards.
+
+    use super::*;
+    use crate::conformance::{visitor_text, world};
+    use crate::testing::TempDatabase;
+    use std::sync::Arc;
+
+    async fn fixture() -> (TempDatabase, PgPool, Arc<dyn Store>) {
+        let database = TempDatabase::create().await;
+        let store = PostgresStore::connect(&database.url).await.unwrap();
+        let pool = store.pool.clone();
+        (database, pool, Arc::new(store))
+    }
+
+    fn conflict<T: std::fmt::Debug>(result: StoreResult<T>) -> bool {
+        matches!(result, Err(StoreError::Conflict { .. }))
+    }
+
+    #[tokio::test]
+    async fn a_repeat_appended_alone_is_found_without_failing_the_statement() {
+        let (_database, pool, store) = fixture().await;
+        let world = world(&store).await;
+        let first = store
+            .append_message(visitor_text(&world, "hi", Some("c-1")))
+            .await
+            .unwrap();
+        let mut transaction = pool.begin().await.unwrap();
+        let repeat = visitor_text(&world, "hi again", Some("c-1"));
+        let key = RepeatKey::of(&repeat).unwrap();
+        assert!(conflict(try_append(&mut transaction, repeat).await));
+        // After a failed statement this would be refused ("current transaction is aborted").
+        let original = original(&mut transaction, &key).await.unwrap();
+        assert_eq!(original.message.id, first.message.id);
+        // The repeat took no seq.
+        let next = try_append(&mut transaction, visitor_text(&world, "next", Some("c-2")))
+            .await
+            .unwrap();
+        assert_eq!(next.message.seq, first.message.seq + 1);
+        // A conversation that is not there is still told apart from a repeat.
+        let mut lost = visitor_text(&world, "lost", Some("c-1"));
+        lost.conversation_id = ConversationId(i64::MAX - 1);
+        assert!(matches!(
+            try_append(&mut transaction, lost).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        transaction.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_repeat_in_a_shared_statement_stores_nothing_without_failing_it() {
+        let (_database, pool, store) = fixture().await;
+        let world = world(&store).await;
+        let first = store
+            .append_message(visitor_text(&world, "one", Some("b-1")))
+            .await
+            .unwrap();
+        let mut transaction = pool.begin().await.unwrap();
+        // One of them is already stored.
+        let batch = [
+            visitor_text(&world, "two", Some("b-2")),
+            visitor_text(&world, "one again", Some("b-1")),
+        ];
+        assert!(conflict(append_together(&mut transaction, &batch).await));
+        // Twice within the statement.
+        let batch = [
+            visitor_text(&world, "three", Some("b-3")),
+            visitor_text(&world, "three again", Some("b-3")),
+        ];
+        assert!(conflict(append_together(&mut transaction, &batch).await));
+        // The transaction still works, nothing of either statement was stored, and no seq was
+        // taken.
+        let batch = [
+            visitor_text(&world, "two", Some("b-2")),
+            visitor_text(&world, "three", Some("b-3")),
+            visitor_text(&world, "four", None),
+        ];
+        let placed = append_together(&mut transaction, &batch).await.unwrap();
+        let seqs: Vec<Seq> = placed.iter().map(|placed| placed.unwrap().1).collect();
+        let after = first.message.seq;
+        assert_eq!(seqs, vec![after + 1, after + 2, after + 3]);
+        transaction.commit().await.unwrap();
+        let stored = store
+            .messages_after(world.session.conversation_id, 0, 100)
+            .await
+            .unwrap();
+        let texts: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, vec!["one", "two", "three", "four"]);
     }
 }
