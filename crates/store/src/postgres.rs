@@ -645,24 +645,38 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     ))
 }
 
-/// Where a message of [`append_together`] was stored: its id, its seq and its conversation's
-/// assignee.
-type Placed = (i64, Seq, Option<i64>);
+/// What [`append_together`] did with one of its messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placed {
+    /// Stored, with this id and seq; its conversation's assignee.
+    Stored {
+        id: i64,
+        seq: Seq,
+        assignee_id: Option<i64>,
+    },
+    /// Not stored: its `client_message_id` was stored before, or comes earlier in the batch.
+    Repeat,
+    /// Not stored: its conversation is not there (or not in its account).
+    Missing,
+}
 
 /// Appends `messages` (in order) in one statement: each conversation's row is bumped once, by
-/// its number of messages, which take the seqs in order. A message whose conversation is not
-/// there (or not in its account) gets `None`. A repeated `client_message_id` (already stored, or
-/// twice in `messages`) makes the statement store nothing and answer [`StoreError::Conflict`];
-/// it is looked up rather than left to the unique index, so that the statement does not fail
-/// (as [`try_append`] explains). The conversations are locked in id order first, so such
-/// statements from several nodes wait for each other instead of deadlocking. The messages'
-/// ids are drawn from the table's sequence before the insert, so that the answer comes from the
-/// numbered batch itself: joining the inserted rows back to it was planned as a nested loop
-/// over both, quadratic in the batch (two thirds of the statement's time at 200 messages).
+/// its number of new messages, which take the seqs in order. A message whose
+/// `client_message_id` is already stored, or appears earlier in `messages`, is a
+/// [`Placed::Repeat`] and takes no seq; it is looked up rather than left to the unique index,
+/// which would fail the statement whole (see [`try_append`]). Only a first send racing this
+/// statement from elsewhere still meets the index: the statement fails with
+/// [`StoreError::Conflict`], nothing stored, and may simply be run again (the other one has
+/// committed by then). The conversations are locked in id order first, so such statements from
+/// several nodes wait for each other instead of deadlocking. Repeats are found with a window
+/// and ids are drawn from the table's sequence before the insert, so that no step joins two of
+/// the statement's own row sets: PostgreSQL cannot estimate those and plans such joins as
+/// nested loops, quadratic in the batch (joining the inserted rows back to the batch took two
+/// thirds of the statement's time at 200 messages).
 async fn append_together(
     connection: &mut PgConnection,
     messages: &[NewMessage],
-) -> StoreResult<Vec<Option<Placed>>> {
+) -> StoreResult<Vec<Placed>> {
     let count = messages.len();
     let mut accounts = Vec::with_capacity(count);
     let mut conversations = Vec::with_capacity(count);
@@ -694,7 +708,7 @@ async fn append_together(
         unread_by_agents.push(i64::from(message.unread_by_agents()));
         unread_by_contact.push(i64::from(message.unread_by_contact()));
     }
-    let rows: Vec<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, i64, Option<i64>, bool)> = sqlx::query_as(
         "WITH batch AS ( \
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], \
                  $5::TEXT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BOOLEAN[], \
@@ -702,24 +716,25 @@ async fn append_together(
              AS b (account_id, conversation_id, sender_kind, sender_id, sender_name, \
                  message_type, content_type, content, attributes, private, client_message_id, \
                  created_at, unread_by_agents, unread_by_contact, n)), \
-         repeats AS ( \
-             SELECT 1 FROM batch b JOIN messages m ON m.conversation_id = b.conversation_id \
-                 AND m.account_id = b.account_id AND m.sender_kind = b.sender_kind \
-                 AND m.sender_id = b.sender_id AND m.client_message_id = b.client_message_id \
-             UNION ALL \
-             SELECT 1 FROM batch WHERE client_message_id IS NOT NULL \
-                 GROUP BY conversation_id, sender_kind, sender_id, client_message_id \
-                 HAVING COUNT(*) > 1 \
-             LIMIT 1), \
+         marked AS ( \
+             SELECT b.*, b.client_message_id IS NOT NULL AND (ROW_NUMBER() OVER ( \
+                     PARTITION BY b.conversation_id, b.sender_kind, b.sender_id, \
+                         b.client_message_id ORDER BY b.n) > 1 \
+                 OR EXISTS (SELECT 1 FROM messages m \
+                     WHERE m.conversation_id = b.conversation_id \
+                     AND m.account_id = b.account_id AND m.sender_kind = b.sender_kind \
+                     AND m.sender_id = b.sender_id \
+                     AND m.client_message_id = b.client_message_id)) AS repeat \
+             FROM batch b), \
+         fresh AS (SELECT * FROM marked WHERE NOT repeat), \
          per_conversation AS ( \
              SELECT account_id, conversation_id, COUNT(*) AS added, \
                  SUM(unread_by_agents)::BIGINT AS by_agents, \
                  SUM(unread_by_contact)::BIGINT AS by_contact, MAX(created_at) AS at \
-             FROM batch GROUP BY account_id, conversation_id), \
+             FROM fresh GROUP BY account_id, conversation_id), \
          locked AS ( \
              SELECT c.id FROM conversations c JOIN per_conversation p \
                  ON c.id = p.conversation_id AND c.account_id = p.account_id \
-             WHERE NOT EXISTS (SELECT 1 FROM repeats) \
              ORDER BY c.id FOR UPDATE OF c), \
          bumped AS ( \
              UPDATE conversations c SET last_seq = c.last_seq + p.added, updated_at = p.at, \
@@ -733,7 +748,7 @@ async fn append_together(
              SELECT b.*, bumped.assignee_id, bumped.before + ROW_NUMBER() \
                  OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq, \
                  nextval('messages_id_seq') AS id \
-             FROM batch b JOIN bumped \
+             FROM fresh b JOIN bumped \
                  ON bumped.id = b.conversation_id AND bumped.account_id = b.account_id), \
          inserted AS ( \
              INSERT INTO messages (id, account_id, conversation_id, seq, sender_kind, \
@@ -742,8 +757,8 @@ async fn append_together(
              SELECT id, account_id, conversation_id, seq, sender_kind, sender_id, sender_name, \
                  message_type, content_type, content, attributes, private, 'sent', \
                  client_message_id, created_at, created_at FROM numbered) \
-         SELECT n, id, seq, assignee_id FROM numbered \
-         UNION ALL SELECT 0, 0, 0, NULL FROM repeats",
+         SELECT n, id, seq, assignee_id, false FROM numbered \
+         UNION ALL SELECT n, 0, 0, NULL, true FROM marked WHERE repeat",
     )
     .bind(accounts)
     .bind(conversations)
@@ -762,12 +777,16 @@ async fn append_together(
     .fetch_all(connection)
     .await
     .map_err(from_pg)?;
-    if rows.iter().any(|&(n, ..)| n == 0) {
-        return Err(StoreError::Conflict { what: "record" });
-    }
-    let mut placed = vec![None; count];
-    for (n, id, seq, assignee_id) in rows {
-        placed[(n - 1) as usize] = Some((id, seq, assignee_id));
+    let mut placed = vec![Placed::Missing; count];
+    for (n, id, seq, assignee_id, repeat) in rows {
+        placed[(n - 1) as usize] = match repeat {
+            true => Placed::Repeat,
+            false => Placed::Stored {
+                id,
+                seq,
+                assignee_id,
+            },
+        };
     }
     Ok(placed)
 }
@@ -860,36 +879,36 @@ async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
     let together = match messages.len() {
         // The usual case when idle: the one-message statement is the cheaper one.
         1 => Err(None),
-        _ => match pool.acquire().await {
-            Ok(mut connection) => append_together(&mut connection, &messages)
-                .await
-                .map_err(Some),
-            Err(error) => Err(Some(from_pg(error))),
-        },
+        _ => append_shared(pool, &messages).await.map_err(Some),
     };
     match together {
         Ok(placed) => {
-            let mut results =
-                messages
-                    .into_iter()
-                    .zip(placed)
-                    .map(|(message, placed)| match placed {
-                        Some((id, seq, assignee_id)) => Ok(Appended::new_message(
-                            message,
-                            MessageId(id),
-                            seq,
-                            assignee_id.map(AgentId),
-                        )),
-                        None => Err(StoreError::NotFound {
-                            what: "conversation",
-                        }),
-                    });
+            let mut results = Vec::with_capacity(placed.len());
+            for (message, placed) in messages.into_iter().zip(placed) {
+                results.push(match placed {
+                    Placed::Stored {
+                        id,
+                        seq,
+                        assignee_id,
+                    } => Ok(Appended::new_message(
+                        message,
+                        MessageId(id),
+                        seq,
+                        assignee_id.map(AgentId),
+                    )),
+                    Placed::Repeat => original_of(pool, &message).await,
+                    Placed::Missing => Err(StoreError::NotFound {
+                        what: "conversation",
+                    }),
+                });
+            }
+            let mut results = results.into_iter();
             for (length, reply) in lengths.into_iter().zip(replies) {
                 let _ = reply.send(Ok(results.by_ref().take(length).collect()));
             }
         }
-        // One message, or a repeated client message id among them: each job on its own, so
-        // each repeat is answered with its original.
+        // One message, or first sends racing the statement each time it ran: each job on its
+        // own, so each repeat is answered with its original.
         Err(None | Some(StoreError::Conflict { .. })) => {
             let mut messages = messages.into_iter();
             for (length, reply) in lengths.into_iter().zip(replies) {
@@ -909,6 +928,33 @@ async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
             }
         }
     }
+}
+
+/// A shared statement runs at most this often when first sends from elsewhere race it.
+const SHARED_APPEND_ATTEMPTS: usize = 2;
+
+/// Runs [`append_together`], and once more when a racing first send failed it: the racing
+/// statement has committed by then, so the second run finds its message a repeat.
+async fn append_shared(pool: &PgPool, messages: &[NewMessage]) -> StoreResult<Vec<Placed>> {
+    let mut connection = pool.acquire().await.map_err(from_pg)?;
+    let mut attempts = 1;
+    loop {
+        match append_together(&mut connection, messages).await {
+            Err(StoreError::Conflict { .. }) if attempts < SHARED_APPEND_ATTEMPTS => attempts += 1,
+            placed => return placed,
+        }
+    }
+}
+
+/// [`original`] for a message that [`append_together`] found to be a repeat.
+async fn original_of(pool: &PgPool, message: &NewMessage) -> StoreResult<Appended> {
+    let Some(key) = RepeatKey::of(message) else {
+        return Err(StoreError::Backend(
+            "a message without a client message id was taken for a repeat".into(),
+        ));
+    };
+    let mut connection = pool.acquire().await.map_err(from_pg)?;
+    original(&mut connection, &key).await
 }
 
 /// The message a repeated `client_message_id` first created, and the conversation's assignee.
@@ -2246,47 +2292,119 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_repeat_in_a_shared_statement_stores_nothing_without_failing_it() {
+    async fn a_shared_statement_skips_repeats_without_failing() {
         let (_database, pool, store) = fixture().await;
         let world = world(&store).await;
         let first = store
             .append_message(visitor_text(&world, "one", Some("b-1")))
             .await
             .unwrap();
+        let mut lost = visitor_text(&world, "lost", Some("b-5"));
+        lost.conversation_id = ConversationId(i64::MAX - 1);
         let mut transaction = pool.begin().await.unwrap();
-        // One of them is already stored.
         let batch = [
             visitor_text(&world, "two", Some("b-2")),
+            // Stored before.
             visitor_text(&world, "one again", Some("b-1")),
-        ];
-        assert!(conflict(append_together(&mut transaction, &batch).await));
-        // Twice within the statement.
-        let batch = [
             visitor_text(&world, "three", Some("b-3")),
+            // Earlier in the same statement.
             visitor_text(&world, "three again", Some("b-3")),
-        ];
-        assert!(conflict(append_together(&mut transaction, &batch).await));
-        // The transaction still works, nothing of either statement was stored, and no seq was
-        // taken.
-        let batch = [
-            visitor_text(&world, "two", Some("b-2")),
-            visitor_text(&world, "three", Some("b-3")),
             visitor_text(&world, "four", None),
+            lost,
         ];
         let placed = append_together(&mut transaction, &batch).await.unwrap();
-        let seqs: Vec<Seq> = placed.iter().map(|placed| placed.unwrap().1).collect();
         let after = first.message.seq;
-        assert_eq!(seqs, vec![after + 1, after + 2, after + 3]);
+        let seqs: Vec<Option<Seq>> = placed
+            .iter()
+            .map(|placed| match placed {
+                Placed::Stored { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            vec![
+                Some(after + 1),
+                None,
+                Some(after + 2),
+                None,
+                Some(after + 3),
+                None
+            ]
+        );
+        assert_eq!(placed[1], Placed::Repeat);
+        assert_eq!(placed[3], Placed::Repeat);
+        assert_eq!(placed[5], Placed::Missing);
+        // After a failed statement this would be refused ("current transaction is aborted").
+        let again = [
+            visitor_text(&world, "two again", Some("b-2")),
+            visitor_text(&world, "five", None),
+        ];
+        let placed_again = append_together(&mut transaction, &again).await.unwrap();
+        assert_eq!(placed_again[0], Placed::Repeat);
         transaction.commit().await.unwrap();
         let stored = store
             .messages_after(world.session.conversation_id, 0, 100)
             .await
             .unwrap();
         let texts: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(texts, vec!["one", "two", "three", "four"]);
+        assert_eq!(texts, vec!["one", "two", "three", "four", "five"]);
         // Each message's answer carries the id it was stored under.
-        let ids: Vec<i64> = placed.iter().map(|placed| placed.unwrap().0).collect();
+        let ids: Vec<i64> = placed
+            .iter()
+            .chain(&placed_again)
+            .filter_map(|placed| match placed {
+                Placed::Stored { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
         let stored_ids: Vec<i64> = stored[1..].iter().map(|m| m.id.0).collect();
         assert_eq!(ids, stored_ids);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_statement_raced_by_a_first_send_runs_again_and_finds_it() {
+        let (database, pool, store) = fixture().await;
+        let world = world(&store).await;
+        // Another node's first send of r-1, not yet committed: it holds the conversation.
+        let mut other = pool.begin().await.unwrap();
+        try_append(&mut other, visitor_text(&world, "raced", Some("r-1")))
+            .await
+            .unwrap();
+        let shared = tokio::spawn({
+            let pool = pool.clone();
+            let batch = vec![
+                visitor_text(&world, "before", None),
+                visitor_text(&world, "raced again", Some("r-1")),
+            ];
+            async move { append_shared(&pool, &batch).await }
+        });
+        // Wait until the shared statement waits for the conversation's lock (its look-up
+        // could not see the uncommitted message), then commit the other send.
+        let mut watcher = PgConnection::connect(&database.url).await.unwrap();
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        other.commit().await.unwrap();
+        // Its first run meets the unique index; the second finds the message a repeat.
+        let placed = shared.await.unwrap().unwrap();
+        assert!(matches!(placed[0], Placed::Stored { seq: 2, .. }));
+        assert_eq!(placed[1], Placed::Repeat);
+        let stored = store
+            .messages_after(world.session.conversation_id, 0, 100)
+            .await
+            .unwrap();
+        let texts: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, vec!["raced", "before"]);
     }
 }
