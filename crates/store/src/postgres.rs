@@ -3,9 +3,8 @@
 //!
 //! Seq allocation stays gapless with writers on several nodes because an append bumps its
 //! conversation's row in the same statement that inserts the message: the row lock serialises
-//! appends to one conversation, and an append whose `client_message_id` is a repeat bumps
-//! nothing (it is looked up in the same statement; two racing first sends meet the unique index,
-//! which undoes the later statement whole, seq included). Appends queue for a task that runs a few
+//! appends to one conversation, and a failed append (a repeated `client_message_id` breaks the
+//! unique index) is undone whole, seq included. Appends queue for a task that runs a few
 //! statements at once and folds what waits behind them into one statement (`run_appender`).
 
 use crate::*;
@@ -581,33 +580,25 @@ async fn insert_conversation(
 
 /// Appends `message` in one statement, atomic on its own: the conversation's row is bumped
 /// (which locks it, so appends to one conversation are serialised and seqs stay gapless) and
-/// the message inserted with the new seq. A repeated `client_message_id` is looked up first:
-/// when it is there, nothing is bumped or inserted and the answer is [`StoreError::Conflict`]
-/// without the statement failing (a failed statement is an ERROR line in PostgreSQL's log for
-/// every re-sent message). Two first sends racing each other still meet the unique index, and
-/// the later one fails with the same [`StoreError::Conflict`]; inside a transaction the caller
-/// rolls back to before it.
+/// the message inserted with the new seq. A repeated `client_message_id` breaks the unique
+/// index and fails the whole statement, bump included, with [`StoreError::Conflict`]; inside a
+/// transaction the caller rolls back to before it.
 async fn try_append(connection: &mut PgConnection, message: NewMessage) -> StoreResult<Appended> {
     let attributes = attributes_json(&message.attributes)?;
     let row = sqlx::query(
-        "WITH prior AS ( \
-             SELECT 1 FROM messages WHERE conversation_id = $2 AND account_id = $1 \
-             AND sender_kind = $3 AND sender_id = $4 AND client_message_id = $11), \
-         bumped AS ( \
+        "WITH bumped AS ( \
              UPDATE conversations SET last_seq = last_seq + 1, updated_at = $13, \
              unread_by_agents = unread_by_agents + $14, \
              unread_by_contact = unread_by_contact + $15 \
-             WHERE id = $2 AND account_id = $1 AND NOT EXISTS (SELECT 1 FROM prior) \
-             RETURNING last_seq, assignee_id), \
+             WHERE id = $2 AND account_id = $1 RETURNING last_seq, assignee_id), \
          inserted AS ( \
              INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
              sender_name, message_type, content_type, content, attributes, private, status, \
              client_message_id, created_at, updated_at) \
              SELECT $1, $2, bumped.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', $11, \
              $12, $12 FROM bumped RETURNING id, seq) \
-         SELECT inserted.id, inserted.seq, bumped.assignee_id, \
-             EXISTS (SELECT 1 FROM prior) AS repeated \
-         FROM (SELECT) AS one LEFT JOIN bumped ON true LEFT JOIN inserted ON true",
+         SELECT inserted.id, inserted.seq, bumped.assignee_id \
+         FROM bumped LEFT JOIN inserted ON true",
     )
     .bind(message.account_id.0)
     .bind(message.conversation_id.0)
@@ -624,18 +615,16 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     .bind(message.created_at)
     .bind(i64::from(message.unread_by_agents()))
     .bind(i64::from(message.unread_by_contact()))
-    .fetch_one(&mut *connection)
+    .fetch_optional(&mut *connection)
     .await
     .map_err(from_pg)?;
-    let (id, seq): (Option<i64>, Option<i64>) = (get(&row, "id")?, get(&row, "seq")?);
-    let (Some(id), Some(seq)) = (id, seq) else {
-        return Err(match get::<bool>(&row, "repeated")? {
-            true => StoreError::Conflict { what: "record" },
-            false => StoreError::NotFound {
-                what: "conversation",
-            },
+    let Some(row) = row else {
+        return Err(StoreError::NotFound {
+            what: "conversation",
         });
     };
+    let id: i64 = get(&row, "id")?;
+    let seq: i64 = get(&row, "seq")?;
     let assignee_id: Option<i64> = get(&row, "assignee_id")?;
     Ok(Appended::new_message(
         message,
@@ -645,38 +634,20 @@ async fn try_append(connection: &mut PgConnection, message: NewMessage) -> Store
     ))
 }
 
-/// What [`append_together`] did with one of its messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Placed {
-    /// Stored, with this id and seq; its conversation's assignee.
-    Stored {
-        id: i64,
-        seq: Seq,
-        assignee_id: Option<i64>,
-    },
-    /// Not stored: its `client_message_id` was stored before, or comes earlier in the batch.
-    Repeat,
-    /// Not stored: its conversation is not there (or not in its account).
-    Missing,
-}
+/// Where a message of [`append_together`] was stored: its id, its seq and its conversation's
+/// assignee.
+type Placed = (i64, Seq, Option<i64>);
 
 /// Appends `messages` (in order) in one statement: each conversation's row is bumped once, by
-/// its number of new messages, which take the seqs in order. A message whose
-/// `client_message_id` is already stored, or appears earlier in `messages`, is a
-/// [`Placed::Repeat`] and takes no seq; it is looked up rather than left to the unique index,
-/// which would fail the statement whole (see [`try_append`]). Only a first send racing this
-/// statement from elsewhere still meets the index: the statement fails with
-/// [`StoreError::Conflict`], nothing stored, and may simply be run again (the other one has
-/// committed by then). The conversations are locked in id order first, so such statements from
-/// several nodes wait for each other instead of deadlocking. Repeats are found with a window
-/// and ids are drawn from the table's sequence before the insert, so that no step joins two of
-/// the statement's own row sets: PostgreSQL cannot estimate those and plans such joins as
-/// nested loops, quadratic in the batch (joining the inserted rows back to the batch took two
-/// thirds of the statement's time at 200 messages).
+/// its number of messages, which take the seqs in order. A message whose conversation is not
+/// there (or not in its account) gets `None`. A repeated `client_message_id` fails the statement
+/// whole with [`StoreError::Conflict`], nothing stored. The conversations are locked in id
+/// order first, so such statements from several nodes wait for each other instead of
+/// deadlocking.
 async fn append_together(
-    connection: &mut PgConnection,
+    pool: &PgPool,
     messages: &[NewMessage],
-) -> StoreResult<Vec<Placed>> {
+) -> StoreResult<Vec<Option<Placed>>> {
     let count = messages.len();
     let mut accounts = Vec::with_capacity(count);
     let mut conversations = Vec::with_capacity(count);
@@ -708,7 +679,7 @@ async fn append_together(
         unread_by_agents.push(i64::from(message.unread_by_agents()));
         unread_by_contact.push(i64::from(message.unread_by_contact()));
     }
-    let rows: Vec<(i64, i64, i64, Option<i64>, bool)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
         "WITH batch AS ( \
              SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], \
                  $5::TEXT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BOOLEAN[], \
@@ -716,22 +687,11 @@ async fn append_together(
              AS b (account_id, conversation_id, sender_kind, sender_id, sender_name, \
                  message_type, content_type, content, attributes, private, client_message_id, \
                  created_at, unread_by_agents, unread_by_contact, n)), \
-         marked AS ( \
-             SELECT b.*, b.client_message_id IS NOT NULL AND (ROW_NUMBER() OVER ( \
-                     PARTITION BY b.conversation_id, b.sender_kind, b.sender_id, \
-                         b.client_message_id ORDER BY b.n) > 1 \
-                 OR EXISTS (SELECT 1 FROM messages m \
-                     WHERE m.conversation_id = b.conversation_id \
-                     AND m.account_id = b.account_id AND m.sender_kind = b.sender_kind \
-                     AND m.sender_id = b.sender_id \
-                     AND m.client_message_id = b.client_message_id)) AS repeat \
-             FROM batch b), \
-         fresh AS (SELECT * FROM marked WHERE NOT repeat), \
          per_conversation AS ( \
              SELECT account_id, conversation_id, COUNT(*) AS added, \
                  SUM(unread_by_agents)::BIGINT AS by_agents, \
                  SUM(unread_by_contact)::BIGINT AS by_contact, MAX(created_at) AS at \
-             FROM fresh GROUP BY account_id, conversation_id), \
+             FROM batch GROUP BY account_id, conversation_id), \
          locked AS ( \
              SELECT c.id FROM conversations c JOIN per_conversation p \
                  ON c.id = p.conversation_id AND c.account_id = p.account_id \
@@ -746,19 +706,19 @@ async fn append_together(
              RETURNING c.id, c.account_id, c.last_seq - p.added AS before, c.assignee_id), \
          numbered AS ( \
              SELECT b.*, bumped.assignee_id, bumped.before + ROW_NUMBER() \
-                 OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq, \
-                 nextval('messages_id_seq') AS id \
-             FROM fresh b JOIN bumped \
+                 OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq \
+             FROM batch b JOIN bumped \
                  ON bumped.id = b.conversation_id AND bumped.account_id = b.account_id), \
          inserted AS ( \
-             INSERT INTO messages (id, account_id, conversation_id, seq, sender_kind, \
-                 sender_id, sender_name, message_type, content_type, content, attributes, \
-                 private, status, client_message_id, created_at, updated_at) \
-             SELECT id, account_id, conversation_id, seq, sender_kind, sender_id, sender_name, \
+             INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
+                 sender_name, message_type, content_type, content, attributes, private, status, \
+                 client_message_id, created_at, updated_at) \
+             SELECT account_id, conversation_id, seq, sender_kind, sender_id, sender_name, \
                  message_type, content_type, content, attributes, private, 'sent', \
-                 client_message_id, created_at, created_at FROM numbered) \
-         SELECT n, id, seq, assignee_id, false FROM numbered \
-         UNION ALL SELECT n, 0, 0, NULL, true FROM marked WHERE repeat",
+                 client_message_id, created_at, created_at FROM numbered \
+             RETURNING id, conversation_id, seq) \
+         SELECT numbered.n, inserted.id, inserted.seq, numbered.assignee_id \
+         FROM numbered JOIN inserted USING (conversation_id, seq)",
     )
     .bind(accounts)
     .bind(conversations)
@@ -774,19 +734,12 @@ async fn append_together(
     .bind(times)
     .bind(unread_by_agents)
     .bind(unread_by_contact)
-    .fetch_all(connection)
+    .fetch_all(pool)
     .await
     .map_err(from_pg)?;
-    let mut placed = vec![Placed::Missing; count];
-    for (n, id, seq, assignee_id, repeat) in rows {
-        placed[(n - 1) as usize] = match repeat {
-            true => Placed::Repeat,
-            false => Placed::Stored {
-                id,
-                seq,
-                assignee_id,
-            },
-        };
+    let mut placed = vec![None; count];
+    for (n, id, seq, assignee_id) in rows {
+        placed[(n - 1) as usize] = Some((id, seq, assignee_id));
     }
     Ok(placed)
 }
@@ -879,36 +832,31 @@ async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
     let together = match messages.len() {
         // The usual case when idle: the one-message statement is the cheaper one.
         1 => Err(None),
-        _ => append_shared(pool, &messages).await.map_err(Some),
+        _ => append_together(pool, &messages).await.map_err(Some),
     };
     match together {
         Ok(placed) => {
-            let mut results = Vec::with_capacity(placed.len());
-            for (message, placed) in messages.into_iter().zip(placed) {
-                results.push(match placed {
-                    Placed::Stored {
-                        id,
-                        seq,
-                        assignee_id,
-                    } => Ok(Appended::new_message(
-                        message,
-                        MessageId(id),
-                        seq,
-                        assignee_id.map(AgentId),
-                    )),
-                    Placed::Repeat => original_of(pool, &message).await,
-                    Placed::Missing => Err(StoreError::NotFound {
-                        what: "conversation",
-                    }),
-                });
-            }
-            let mut results = results.into_iter();
+            let mut results =
+                messages
+                    .into_iter()
+                    .zip(placed)
+                    .map(|(message, placed)| match placed {
+                        Some((id, seq, assignee_id)) => Ok(Appended::new_message(
+                            message,
+                            MessageId(id),
+                            seq,
+                            assignee_id.map(AgentId),
+                        )),
+                        None => Err(StoreError::NotFound {
+                            what: "conversation",
+                        }),
+                    });
             for (length, reply) in lengths.into_iter().zip(replies) {
                 let _ = reply.send(Ok(results.by_ref().take(length).collect()));
             }
         }
-        // One message, or first sends racing the statement each time it ran: each job on its
-        // own, so each repeat is answered with its original.
+        // One message, or a repeated client message id among them: each job on its own, so
+        // each repeat is answered with its original.
         Err(None | Some(StoreError::Conflict { .. })) => {
             let mut messages = messages.into_iter();
             for (length, reply) in lengths.into_iter().zip(replies) {
@@ -928,33 +876,6 @@ async fn append_jobs(pool: &PgPool, jobs: Vec<AppendJob>) {
             }
         }
     }
-}
-
-/// A shared statement runs at most this often when first sends from elsewhere race it.
-const SHARED_APPEND_ATTEMPTS: usize = 2;
-
-/// Runs [`append_together`], and once more when a racing first send failed it: the racing
-/// statement has committed by then, so the second run finds its message a repeat.
-async fn append_shared(pool: &PgPool, messages: &[NewMessage]) -> StoreResult<Vec<Placed>> {
-    let mut connection = pool.acquire().await.map_err(from_pg)?;
-    let mut attempts = 1;
-    loop {
-        match append_together(&mut connection, messages).await {
-            Err(StoreError::Conflict { .. }) if attempts < SHARED_APPEND_ATTEMPTS => attempts += 1,
-            placed => return placed,
-        }
-    }
-}
-
-/// [`original`] for a message that [`append_together`] found to be a repeat.
-async fn original_of(pool: &PgPool, message: &NewMessage) -> StoreResult<Appended> {
-    let Some(key) = RepeatKey::of(message) else {
-        return Err(StoreError::Backend(
-            "a message without a client message id was taken for a repeat".into(),
-        ));
-    };
-    let mut connection = pool.acquire().await.map_err(from_pg)?;
-    original(&mut connection, &key).await
 }
 
 /// The message a repeated `client_message_id` first created, and the conversation's assignee.
@@ -2235,176 +2156,5 @@ impl Store for PostgresStore {
                 .await
                 .map_err(from_pg)?;
         all(rows, segment_from_row)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The append statements must find a repeat without failing: PostgreSQL logs an ERROR line
-    //! for every statement that fails. A failed statement also aborts the transaction it runs
-    //! in, which is how these tests see one: each runs its statements in a transaction and goes
-    //! on using it afterwards.
-
-    use super::*;
-    use crate::conformance::{visitor_text, world};
-    use crate::testing::TempDatabase;
-    use std::sync::Arc;
-
-    async fn fixture() -> (TempDatabase, PgPool, Arc<dyn Store>) {
-        let database = TempDatabase::create().await;
-        let store = PostgresStore::connect(&database.url).await.unwrap();
-        let pool = store.pool.clone();
-        (database, pool, Arc::new(store))
-    }
-
-    fn conflict<T: std::fmt::Debug>(result: StoreResult<T>) -> bool {
-        matches!(result, Err(StoreError::Conflict { .. }))
-    }
-
-    #[tokio::test]
-    async fn a_repeat_appended_alone_is_found_without_failing_the_statement() {
-        let (_database, pool, store) = fixture().await;
-        let world = world(&store).await;
-        let first = store
-            .append_message(visitor_text(&world, "hi", Some("c-1")))
-            .await
-            .unwrap();
-        let mut transaction = pool.begin().await.unwrap();
-        let repeat = visitor_text(&world, "hi again", Some("c-1"));
-        let key = RepeatKey::of(&repeat).unwrap();
-        assert!(conflict(try_append(&mut transaction, repeat).await));
-        // After a failed statement this would be refused ("current transaction is aborted").
-        let original = original(&mut transaction, &key).await.unwrap();
-        assert_eq!(original.message.id, first.message.id);
-        // The repeat took no seq.
-        let next = try_append(&mut transaction, visitor_text(&world, "next", Some("c-2")))
-            .await
-            .unwrap();
-        assert_eq!(next.message.seq, first.message.seq + 1);
-        // A conversation that is not there is still told apart from a repeat.
-        let mut lost = visitor_text(&world, "lost", Some("c-1"));
-        lost.conversation_id = ConversationId(i64::MAX - 1);
-        assert!(matches!(
-            try_append(&mut transaction, lost).await,
-            Err(StoreError::NotFound { .. })
-        ));
-        transaction.commit().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_shared_statement_skips_repeats_without_failing() {
-        let (_database, pool, store) = fixture().await;
-        let world = world(&store).await;
-        let first = store
-            .append_message(visitor_text(&world, "one", Some("b-1")))
-            .await
-            .unwrap();
-        let mut lost = visitor_text(&world, "lost", Some("b-5"));
-        lost.conversation_id = ConversationId(i64::MAX - 1);
-        let mut transaction = pool.begin().await.unwrap();
-        let batch = [
-            visitor_text(&world, "two", Some("b-2")),
-            // Stored before.
-            visitor_text(&world, "one again", Some("b-1")),
-            visitor_text(&world, "three", Some("b-3")),
-            // Earlier in the same statement.
-            visitor_text(&world, "three again", Some("b-3")),
-            visitor_text(&world, "four", None),
-            lost,
-        ];
-        let placed = append_together(&mut transaction, &batch).await.unwrap();
-        let after = first.message.seq;
-        let seqs: Vec<Option<Seq>> = placed
-            .iter()
-            .map(|placed| match placed {
-                Placed::Stored { seq, .. } => Some(*seq),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            seqs,
-            vec![
-                Some(after + 1),
-                None,
-                Some(after + 2),
-                None,
-                Some(after + 3),
-                None
-            ]
-        );
-        assert_eq!(placed[1], Placed::Repeat);
-        assert_eq!(placed[3], Placed::Repeat);
-        assert_eq!(placed[5], Placed::Missing);
-        // After a failed statement this would be refused ("current transaction is aborted").
-        let again = [
-            visitor_text(&world, "two again", Some("b-2")),
-            visitor_text(&world, "five", None),
-        ];
-        let placed_again = append_together(&mut transaction, &again).await.unwrap();
-        assert_eq!(placed_again[0], Placed::Repeat);
-        transaction.commit().await.unwrap();
-        let stored = store
-            .messages_after(world.session.conversation_id, 0, 100)
-            .await
-            .unwrap();
-        let texts: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(texts, vec!["one", "two", "three", "four", "five"]);
-        // Each message's answer carries the id it was stored under.
-        let ids: Vec<i64> = placed
-            .iter()
-            .chain(&placed_again)
-            .filter_map(|placed| match placed {
-                Placed::Stored { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let stored_ids: Vec<i64> = stored[1..].iter().map(|m| m.id.0).collect();
-        assert_eq!(ids, stored_ids);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_shared_statement_raced_by_a_first_send_runs_again_and_finds_it() {
-        let (database, pool, store) = fixture().await;
-        let world = world(&store).await;
-        // Another node's first send of r-1, not yet committed: it holds the conversation.
-        let mut other = pool.begin().await.unwrap();
-        try_append(&mut other, visitor_text(&world, "raced", Some("r-1")))
-            .await
-            .unwrap();
-        let shared = tokio::spawn({
-            let pool = pool.clone();
-            let batch = vec![
-                visitor_text(&world, "before", None),
-                visitor_text(&world, "raced again", Some("r-1")),
-            ];
-            async move { append_shared(&pool, &batch).await }
-        });
-        // Wait until the shared statement waits for the conversation's lock (its look-up
-        // could not see the uncommitted message), then commit the other send.
-        let mut watcher = PgConnection::connect(&database.url).await.unwrap();
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&mut watcher)
-            .await
-            .unwrap();
-            if waiting > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        other.commit().await.unwrap();
-        // Its first run meets the unique index; the second finds the message a repeat.
-        let placed = shared.await.unwrap().unwrap();
-        assert!(matches!(placed[0], Placed::Stored { seq: 2, .. }));
-        assert_eq!(placed[1], Placed::Repeat);
-        let stored = store
-            .messages_after(world.session.conversation_id, 0, 100)
-            .await
-            .unwrap();
-        let texts: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(texts, vec!["raced", "before"]);
     }
 }
