@@ -643,7 +643,9 @@ type Placed = (i64, Seq, Option<i64>);
 /// there (or not in its account) gets `None`. A repeated `client_message_id` fails the statement
 /// whole with [`StoreError::Conflict`], nothing stored. The conversations are locked in id
 /// order first, so such statements from several nodes wait for each other instead of
-/// deadlocking.
+/// deadlocking. The messages' ids are drawn from the table's sequence before the insert, so
+/// that the answer is the numbered batch itself: joining the inserted rows back to it is planned
+/// as a nested loop over the two (PostgreSQL cannot estimate either), quadratic in the batch.
 async fn append_together(
     pool: &PgPool,
     messages: &[NewMessage],
@@ -706,19 +708,18 @@ async fn append_together(
              RETURNING c.id, c.account_id, c.last_seq - p.added AS before, c.assignee_id), \
          numbered AS ( \
              SELECT b.*, bumped.assignee_id, bumped.before + ROW_NUMBER() \
-                 OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq \
+                 OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq, \
+                 nextval('messages_id_seq') AS id \
              FROM batch b JOIN bumped \
                  ON bumped.id = b.conversation_id AND bumped.account_id = b.account_id), \
          inserted AS ( \
-             INSERT INTO messages (account_id, conversation_id, seq, sender_kind, sender_id, \
-                 sender_name, message_type, content_type, content, attributes, private, status, \
-                 client_message_id, created_at, updated_at) \
-             SELECT account_id, conversation_id, seq, sender_kind, sender_id, sender_name, \
+             INSERT INTO messages (id, account_id, conversation_id, seq, sender_kind, \
+                 sender_id, sender_name, message_type, content_type, content, attributes, \
+                 private, status, client_message_id, created_at, updated_at) \
+             SELECT id, account_id, conversation_id, seq, sender_kind, sender_id, sender_name, \
                  message_type, content_type, content, attributes, private, 'sent', \
-                 client_message_id, created_at, created_at FROM numbered \
-             RETURNING id, conversation_id, seq) \
-         SELECT numbered.n, inserted.id, inserted.seq, numbered.assignee_id \
-         FROM numbered JOIN inserted USING (conversation_id, seq)",
+                 client_message_id, created_at, created_at FROM numbered) \
+         SELECT n, id, seq, assignee_id FROM numbered",
     )
     .bind(accounts)
     .bind(conversations)
