@@ -643,9 +643,10 @@ type Placed = (i64, Seq, Option<i64>);
 /// there (or not in its account) gets `None`. A repeated `client_message_id` fails the statement
 /// whole with [`StoreError::Conflict`], nothing stored. The conversations are locked in id
 /// order first, so such statements from several nodes wait for each other instead of
-/// deadlocking. The messages' ids are drawn from the table's sequence before the insert, so
-/// that the answer is the numbered batch itself: joining the inserted rows back to it is planned
-/// as a nested loop over the two (PostgreSQL cannot estimate either), quadratic in the batch.
+/// deadlocking. The messages' ids are drawn from the table's sequence (`messages_id_seq`, its
+/// identity column's) before the insert, so that the answer is the numbered batch itself:
+/// joining the inserted rows back to it is planned as a nested loop over the two (PostgreSQL
+/// cannot estimate either), quadratic in the batch.
 async fn append_together(
     pool: &PgPool,
     messages: &[NewMessage],

@@ -52,8 +52,8 @@ async fn nodes_starting_together_migrate_once_and_share_gapless_seqs() {
         .unwrap();
     let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
     assert_eq!(seqs, (1..=120).collect::<Vec<_>>());
-    // The same client message id from every node at once is stored once: whichever statement
-    // comes second either finds the first's message or, racing it, meets the unique index.
+    // The same client message id from every node at once is stored once: the statements that
+    // come later meet the unique index, take no seq, and answer with the first one's message.
     for round in 0..20 {
         let client_id = format!("dup-{round}");
         let at_once = nodes.iter().map(|node| {
