@@ -257,7 +257,7 @@ async fn create_account(
 }
 
 /// At most this many threads in tokio's blocking pool, where SQLite reads (the store keeps
-/// eight reader connections) and upload files run. Uncapped, the pool starts a thread for each
+/// up to eight idle reader connections) and upload files run. Uncapped, the pool starts a thread for each
 /// such task that finds none idle at that instant and keeps it ten seconds: during `idle`'s
 /// 19,000 connections a server held up to 139 threads, each with its stack and allocator heap
 /// resident (about 380 KiB), and its memory per connection moved with their number.

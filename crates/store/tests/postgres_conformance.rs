@@ -4,7 +4,7 @@
 use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_store::conformance::{visitor_text, world, Fixture};
+use switchboard_store::conformance::{visitor_text, world, Fixture, World};
 use switchboard_store::testing::{admin_url, TempDatabase};
 use switchboard_store::{conformance_tests, PostgresStore, Store};
 
@@ -18,6 +18,15 @@ async fn fresh_postgres() -> Fixture {
 }
 
 conformance_tests!(fresh_postgres());
+
+/// The seqs stored in `world`'s conversation, in order.
+async fn stored_seqs(store: &Arc<dyn Store>, world: &World) -> Vec<i64> {
+    let stored = store
+        .messages_after(world.session.conversation_id, 0, 1000)
+        .await
+        .unwrap();
+    stored.iter().map(|message| message.seq).collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once_and_share_gapless_seqs() {
@@ -46,12 +55,10 @@ async fn nodes_starting_together_migrate_once_and_share_gapless_seqs() {
     for writer in writers {
         writer.await.unwrap();
     }
-    let stored = nodes[1]
-        .messages_after(world.session.conversation_id, 0, 1000)
-        .await
-        .unwrap();
-    let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
-    assert_eq!(seqs, (1..=120).collect::<Vec<_>>());
+    assert_eq!(
+        stored_seqs(&nodes[1], &world).await,
+        (1..=120).collect::<Vec<_>>()
+    );
     // The same client message id from every node at once is stored once: the statements that
     // come later meet the unique index, take no seq, and answer with the first one's message.
     for round in 0..20 {
@@ -69,12 +76,10 @@ async fn nodes_starting_together_migrate_once_and_share_gapless_seqs() {
         assert!(results.iter().all(|r| r.message == results[0].message));
     }
     // ... and took one seq each time.
-    let stored = nodes[2]
-        .messages_after(world.session.conversation_id, 0, 1000)
-        .await
-        .unwrap();
-    let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
-    assert_eq!(seqs, (1..=140).collect::<Vec<_>>());
+    assert_eq!(
+        stored_seqs(&nodes[2], &world).await,
+        (1..=140).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,12 +124,11 @@ async fn batches_from_several_nodes_over_the_same_conversations_all_land() {
     }
     let expected: Vec<i64> = (1..=(nodes.len() * callers * rounds) as i64).collect();
     for world in [&first, &second] {
-        let stored = nodes[2]
-            .messages_after(world.session.conversation_id, 0, 1000)
-            .await
-            .unwrap();
-        let seqs: Vec<i64> = stored.iter().map(|message| message.seq).collect();
-        assert_eq!(seqs, expected, "every append landed, seqs gapless");
+        assert_eq!(
+            stored_seqs(&nodes[2], world).await,
+            expected,
+            "every append landed, seqs gapless"
+        );
     }
 }
 
