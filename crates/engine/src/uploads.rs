@@ -1,16 +1,18 @@
 //! Uploads in flight: a conversation's party is granted a single-use upload token (10
 //! minutes); the file is received once under it and finished, by the same principal, into a
 //! file message. The bytes themselves are the server's business (where files are kept); the
-//! rules of the token are here. In memory, like tickets: a token outlives neither its time nor
-//! the process.
+//! rules of the token are here. The token is kept hashed in the store with its stage, so an
+//! upload begun on one node may be sent to and finished on any other: each step moves the
+//! stored upload on from the stage it expects, and of two nodes taking the same step at once
+//! one does. A finished upload is kept until it expires, known to no one.
 
+use crate::credentials::hash_secret;
 use crate::engine::Engine;
 use crate::{generate_secret, EngineError};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use switchboard_core::*;
+use switchboard_store::{UploadRecord, UploadStage};
 
-/// How long an upload token stays valid.
+/// How long an upload token stays valid for sending the file, and then for finishing it.
 pub const UPLOAD_TTL_MS: UnixMillis = 10 * 60 * 1000;
 
 /// Why an upload token cannot be used now.
@@ -26,24 +28,6 @@ pub enum UploadRefusal {
     NotReceived,
 }
 
-#[derive(Default)]
-pub(crate) struct Uploads {
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-struct Pending {
-    principal: Principal,
-    conversation_id: ConversationId,
-    expires_at: UnixMillis,
-    state: State,
-}
-
-enum State {
-    Waiting,
-    Receiving,
-    Received(Attachment),
-}
-
 impl Engine {
     /// Grants `principal`, a party of the conversation, a single-use upload token.
     pub async fn begin_upload(
@@ -54,76 +38,108 @@ impl Engine {
         self.get_conversation(principal, conversation_id).await?;
         let token = generate_secret("up_");
         let now = self.clock().now_ms();
-        let mut pending = self.uploads.pending.lock().expect("uploads poisoned");
-        pending.retain(|_, upload| upload.expires_at > now);
-        pending.insert(
-            token.clone(),
-            Pending {
-                principal: principal.clone(),
-                conversation_id,
-                expires_at: now + UPLOAD_TTL_MS,
-                state: State::Waiting,
-            },
-        );
+        let upload = UploadRecord {
+            owner: principal.clone(),
+            conversation_id,
+            expires_at: now + UPLOAD_TTL_MS,
+            stage: UploadStage::Waiting,
+        };
+        self.store()
+            .put_upload(&hash_secret(&token), &upload, now)
+            .await?;
         Ok(token)
     }
 
     /// Takes the token's single use for receiving a file; the conversation it goes to.
-    pub fn claim_upload(&self, token: &str) -> Result<ConversationId, UploadRefusal> {
-        let mut pending = self.uploads.pending.lock().expect("uploads poisoned");
-        let upload = pending.get_mut(token).ok_or(UploadRefusal::NotFound)?;
+    pub async fn claim_upload(&self, token: &str) -> Result<ConversationId, EngineError> {
+        let hash = hash_secret(token);
+        let upload = self
+            .store()
+            .upload(&hash)
+            .await?
+            .filter(|upload| upload.stage != UploadStage::Finished)
+            .ok_or(UploadRefusal::NotFound)?;
         if upload.expires_at <= self.clock().now_ms() {
-            pending.remove(token);
-            return Err(UploadRefusal::Expired);
+            return Err(UploadRefusal::Expired.into());
         }
-        if !matches!(upload.state, State::Waiting) {
-            return Err(UploadRefusal::Used);
+        let receiving = UploadRecord {
+            stage: UploadStage::Receiving,
+            ..upload.clone()
+        };
+        if upload.stage != UploadStage::Waiting
+            || !self
+                .store()
+                .advance_upload(&hash, &UploadStage::Waiting, &receiving)
+                .await?
+        {
+            return Err(UploadRefusal::Used.into());
         }
-        upload.state = State::Receiving;
         Ok(upload.conversation_id)
     }
 
-    /// Ends a claim: with the stored file, or (`None`, the file was refused) back to waiting.
-    pub fn upload_received(&self, token: &str, attachment: Option<Attachment>) {
-        if let Some(upload) = self
-            .uploads
-            .pending
-            .lock()
-            .expect("uploads poisoned")
-            .get_mut(token)
-        {
-            upload.state = match attachment {
-                Some(attachment) => State::Received(attachment),
-                None => State::Waiting,
-            };
-        }
+    /// Ends a claim: with the stored file, which may then be finished within the token's
+    /// lifetime from now, or (`None`, the file was refused) back to waiting for one.
+    pub async fn upload_received(
+        &self,
+        token: &str,
+        attachment: Option<Attachment>,
+    ) -> Result<(), EngineError> {
+        let hash = hash_secret(token);
+        let Some(upload) = self.store().upload(&hash).await? else {
+            return Ok(());
+        };
+        let next = match attachment {
+            Some(attachment) => UploadRecord {
+                expires_at: self.clock().now_ms() + UPLOAD_TTL_MS,
+                stage: UploadStage::Received(attachment),
+                ..upload
+            },
+            None => UploadRecord {
+                stage: UploadStage::Waiting,
+                ..upload
+            },
+        };
+        self.store()
+            .advance_upload(&hash, &UploadStage::Receiving, &next)
+            .await?;
+        Ok(())
     }
 
-    /// Finishes the upload into a file message, for the principal that began it only.
+    /// Finishes the upload into a file message, for the principal that began it only. The
+    /// token is the message's `client_message_id`: two nodes finishing it at once store one
+    /// message and both answer with it; afterwards the token is known to no one.
     pub async fn finish_upload(
         &self,
         principal: &Principal,
         token: &str,
     ) -> Result<Message, EngineError> {
-        let (conversation_id, attachment) = {
-            let mut pending = self.uploads.pending.lock().expect("uploads poisoned");
-            let upload = pending
-                .get(token)
-                .filter(|upload| upload.principal == *principal)
-                .ok_or(UploadRefusal::NotFound)?;
-            let State::Received(attachment) = &upload.state else {
-                return Err(UploadRefusal::NotReceived.into());
-            };
-            let taken = (upload.conversation_id, attachment.clone());
-            pending.remove(token);
-            taken
+        let hash = hash_secret(token);
+        let upload = self
+            .store()
+            .upload(&hash)
+            .await?
+            .filter(|upload| upload.owner == *principal)
+            .filter(|upload| upload.expires_at > self.clock().now_ms())
+            .filter(|upload| upload.stage != UploadStage::Finished)
+            .ok_or(UploadRefusal::NotFound)?;
+        let UploadStage::Received(attachment) = upload.stage.clone() else {
+            return Err(UploadRefusal::NotReceived.into());
         };
-        self.send_attachment(
-            principal,
-            conversation_id,
-            attachment,
-            Some(token.to_string()),
-        )
-        .await
+        let message = self
+            .send_attachment(
+                principal,
+                upload.conversation_id,
+                attachment.clone(),
+                Some(token.to_string()),
+            )
+            .await?;
+        let finished = UploadRecord {
+            stage: UploadStage::Finished,
+            ..upload
+        };
+        self.store()
+            .advance_upload(&hash, &UploadStage::Received(attachment), &finished)
+            .await?;
+        Ok(message)
     }
 }

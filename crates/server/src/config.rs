@@ -18,6 +18,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `sqlite://PATH`; defaults to `DATA_DIR/switchboard.db`.
     pub database_url: Option<String>,
+    /// The most connections this node holds to PostgreSQL (16 by default; unused on SQLite).
+    pub database_pool_size: u32,
     /// `memory://` (the default) for one node; `redis://…` or `nats://…` for several.
     pub bus_url: Option<String>,
     /// Where live connections are counted for presence: `memory://` for one node, `redis://…`
@@ -50,6 +52,10 @@ pub struct Settings {
     /// have a subscription confirmed, before it is closed (native sockets authenticate in the
     /// upgrade request itself).
     pub auth_timeout: Duration,
+    /// Where uploaded files are kept (`DATA_DIR/uploads` by default). Nodes serving one
+    /// deployment share it (a network volume), since a file sent to one node is downloaded
+    /// from any.
+    pub uploads_dir: Option<PathBuf>,
     /// The largest file a conversation's party may upload, in bytes.
     pub upload_max_bytes: usize,
     /// The content types uploads may have (`image/*` matches every image type).
@@ -68,6 +74,7 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: data_dir.into(),
             database_url: None,
+            database_pool_size: switchboard_store::PostgresStore::DEFAULT_POOL_SIZE,
             bus_url: None,
             presence_url: None,
             presence_window: Duration::from_secs(15),
@@ -82,6 +89,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
             auth_timeout: Duration::from_secs(30),
+            uploads_dir: None,
             upload_max_bytes: 10 * 1024 * 1024,
             upload_types: ["image/*", "application/pdf", "text/plain", "text/csv"]
                 .map(String::from)
@@ -90,6 +98,13 @@ impl Settings {
             socketio_ping_timeout: Duration::from_secs(20),
             engine: EngineConfig::default(),
         }
+    }
+
+    /// Where uploaded files are kept.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.uploads_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("uploads"))
     }
 
     /// Applies a TOML settings file over these settings.
@@ -146,6 +161,7 @@ struct FileSettings {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_pool_size: Option<u32>,
     bus_url: Option<String>,
     presence_url: Option<String>,
     presence_window_ms: Option<u64>,
@@ -160,6 +176,7 @@ struct FileSettings {
     max_connections: Option<usize>,
     header_read_timeout_ms: Option<u64>,
     auth_timeout_ms: Option<u64>,
+    uploads_dir: Option<PathBuf>,
     upload_max_bytes: Option<usize>,
     upload_types: Option<Vec<String>>,
     socketio_ping_timeout_ms: Option<u64>,
@@ -182,6 +199,14 @@ impl FileSettings {
         }
         if self.database_url.is_some() {
             settings.database_url = self.database_url;
+        }
+        if let Some(size) = self.database_pool_size {
+            if size == 0 {
+                return Err(ConfigError::Invalid(
+                    "database_pool_size must be at least 1".into(),
+                ));
+            }
+            settings.database_pool_size = size;
         }
         if self.bus_url.is_some() {
             settings.bus_url = self.bus_url;
@@ -217,6 +242,9 @@ impl FileSettings {
         }
         if let Some(secs) = self.heartbeat_timeout_secs {
             settings.engine.heartbeat_timeout = Duration::from_secs(secs);
+        }
+        if self.uploads_dir.is_some() {
+            settings.uploads_dir = self.uploads_dir;
         }
         if let Some(bytes) = self.upload_max_bytes {
             settings.upload_max_bytes = bytes;
@@ -275,5 +303,40 @@ impl FileSettings {
                 .collect::<Result<_, _>>()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_file(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut settings = Settings::new(dir.path());
+        settings.apply_file(&path).map(|()| settings)
+    }
+
+    #[test]
+    fn the_postgres_pool_size_is_read_from_the_file_and_must_be_positive() {
+        assert_eq!(from_file("").unwrap().database_pool_size, 16);
+        assert_eq!(
+            from_file("database_pool_size = 40\n")
+                .unwrap()
+                .database_pool_size,
+            40
+        );
+        let error = from_file("database_pool_size = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("database_pool_size must be at least 1"),
+            "{error}"
+        );
+        let error = from_file("database_pool_size = -3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("database_pool_size"), "{error}");
     }
 }

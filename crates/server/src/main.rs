@@ -56,6 +56,9 @@ struct ServeArgs {
     /// The store: `sqlite://PATH` (default: DATA_DIR/switchboard.db).
     #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
     database_url: Option<String>,
+    /// The most connections this node holds to PostgreSQL (default 16).
+    #[arg(long, env = "SWITCHBOARD_DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
+    database_pool_size: Option<u32>,
     /// The event bus: `memory://` (default), `redis://HOST:PORT[?prefix=NAME]` or
     /// `nats://HOST:PORT[?prefix=NAME]`.
     #[arg(long, env = "SWITCHBOARD_BUS_URL")]
@@ -67,6 +70,9 @@ struct ServeArgs {
     /// How long a silent node's connections still count, in milliseconds (default 15000).
     #[arg(long, env = "SWITCHBOARD_PRESENCE_WINDOW_MS", value_parser = clap::value_parser!(u64).range(300..))]
     presence_window_ms: Option<u64>,
+    /// Where uploaded files are kept (default: DATA_DIR/uploads); share it between nodes.
+    #[arg(long, env = "SWITCHBOARD_UPLOADS_DIR")]
+    uploads_dir: Option<PathBuf>,
     /// Do not create the demo workspace on an empty store.
     #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
     no_demo: bool,
@@ -189,6 +195,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.database_url.is_some() {
         settings.database_url = args.database_url;
     }
+    if let Some(size) = args.database_pool_size {
+        settings.database_pool_size = size;
+    }
     if args.bus_url.is_some() {
         settings.bus_url = args.bus_url;
     }
@@ -197,6 +206,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(ms) = args.presence_window_ms {
         settings.presence_window = std::time::Duration::from_millis(ms);
+    }
+    if args.uploads_dir.is_some() {
+        settings.uploads_dir = args.uploads_dir;
     }
     if args.no_demo {
         settings.demo = false;

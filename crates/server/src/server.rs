@@ -60,7 +60,11 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
         None => settings.data_dir.join("switchboard.db"),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             return Ok(Arc::new(
-                switchboard_store::PostgresStore::connect(url).await?,
+                switchboard_store::PostgresStore::connect_with_pool(
+                    url,
+                    settings.database_pool_size,
+                )
+                .await?,
             ));
         }
         Some(url) => match url

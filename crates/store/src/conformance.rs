@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             widget_contacts_and_their_conversations,
             transcripts_keep_their_segments_in_order,
             single_use_tokens_are_taken_once_and_expire,
+            uploads_move_on_one_stage_at_a_time_and_expire,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {$(
@@ -1372,4 +1373,85 @@ pub async fn single_use_tokens_are_taken_once_and_expire(store: &Arc<dyn Store>)
             .unwrap(),
         Some("fourth".to_string())
     );
+}
+
+pub async fn uploads_move_on_one_stage_at_a_time_and_expire(store: &Arc<dyn Store>) {
+    let world = world(store).await;
+    let owner = Principal::Contact {
+        account_id: world.account.id,
+        contact_id: world.session.contact_id,
+    };
+    let waiting = UploadRecord {
+        owner: owner.clone(),
+        conversation_id: world.session.conversation_id,
+        expires_at: NOW + 600_000,
+        stage: UploadStage::Waiting,
+    };
+    store.put_upload("up-1", &waiting, NOW).await.unwrap();
+    assert_eq!(store.upload("up-1").await.unwrap(), Some(waiting.clone()));
+    assert_eq!(store.upload("up-unknown").await.unwrap(), None);
+    // The same token twice is refused.
+    assert!(store.put_upload("up-1", &waiting, NOW).await.is_err());
+
+    // Two claims at once: one moves it on.
+    let receiving = UploadRecord {
+        stage: UploadStage::Receiving,
+        ..waiting.clone()
+    };
+    let (first, second) = tokio::join!(
+        store.advance_upload("up-1", &UploadStage::Waiting, &receiving),
+        store.advance_upload("up-1", &UploadStage::Waiting, &receiving)
+    );
+    assert_eq!(
+        [first.unwrap(), second.unwrap()]
+            .iter()
+            .filter(|won| **won)
+            .count(),
+        1
+    );
+    // Not from a stage it is not at.
+    assert!(!store
+        .advance_upload("up-1", &UploadStage::Waiting, &waiting)
+        .await
+        .unwrap());
+    assert!(!store
+        .advance_upload("up-unknown", &UploadStage::Waiting, &receiving)
+        .await
+        .unwrap());
+
+    // Received: the attachment is kept, and the expiry moves with it.
+    let attachment = Attachment {
+        file_id: "0af1".into(),
+        file_name: "plan \"v2\".pdf".into(),
+        content_type: "application/pdf".into(),
+        size: 12_345,
+    };
+    let received = UploadRecord {
+        expires_at: NOW + 900_000,
+        stage: UploadStage::Received(attachment),
+        ..waiting.clone()
+    };
+    assert!(store
+        .advance_upload("up-1", &UploadStage::Receiving, &received)
+        .await
+        .unwrap());
+    assert_eq!(store.upload("up-1").await.unwrap(), Some(received.clone()));
+
+    // A new upload drops the ones expired by its time, and only those.
+    let later = UploadRecord {
+        expires_at: NOW + 2_000_000,
+        ..waiting.clone()
+    };
+    store.put_upload("up-2", &waiting, NOW).await.unwrap();
+    store
+        .put_upload("up-3", &later, NOW + 800_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.upload("up-2").await.unwrap(),
+        None,
+        "expired, dropped"
+    );
+    assert_eq!(store.upload("up-1").await.unwrap(), Some(received));
+    assert_eq!(store.upload("up-3").await.unwrap(), Some(later));
 }

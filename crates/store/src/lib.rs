@@ -157,6 +157,95 @@ impl RepeatKey {
     }
 }
 
+/// An upload in flight: who began it, which conversation its file goes to, until when it may
+/// be used, and how far it got. Kept in the store so that an upload begun on one node can be
+/// sent and finished on any other.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UploadRecord {
+    pub owner: Principal,
+    pub conversation_id: ConversationId,
+    pub expires_at: UnixMillis,
+    pub stage: UploadStage,
+}
+
+/// How far an upload got: its file not yet sent, being received, received and kept, or
+/// finished into a message (kept until it expires, so that it is not begun again).
+#[derive(Clone, Debug, PartialEq)]
+pub enum UploadStage {
+    Waiting,
+    Receiving,
+    Received(Attachment),
+    Finished,
+}
+
+impl UploadStage {
+    /// The stage's name as both backends store it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            UploadStage::Waiting => "waiting",
+            UploadStage::Receiving => "receiving",
+            UploadStage::Received(_) => "received",
+            UploadStage::Finished => "finished",
+        }
+    }
+}
+
+/// An upload's columns as both backends store them: the owner and the attachment as JSON.
+pub(crate) struct UploadColumns {
+    pub owner: String,
+    pub conversation_id: i64,
+    pub stage: &'static str,
+    pub attachment: Option<String>,
+    pub expires_at: UnixMillis,
+}
+
+impl UploadColumns {
+    pub(crate) fn of(upload: &UploadRecord) -> UploadColumns {
+        UploadColumns {
+            owner: serde_json::to_string(&upload.owner).expect("a principal serialises"),
+            conversation_id: upload.conversation_id.0,
+            stage: upload.stage.name(),
+            attachment: match &upload.stage {
+                UploadStage::Received(attachment) => {
+                    Some(serde_json::to_string(attachment).expect("an attachment serialises"))
+                }
+                _ => None,
+            },
+            expires_at: upload.expires_at,
+        }
+    }
+
+    /// The record back from its columns.
+    pub(crate) fn record(
+        owner: &str,
+        conversation_id: i64,
+        stage: &str,
+        attachment: Option<&str>,
+        expires_at: UnixMillis,
+    ) -> StoreResult<UploadRecord> {
+        let corrupt = |what: String| StoreError::Backend(what.into());
+        let owner = serde_json::from_str(owner)
+            .map_err(|error| corrupt(format!("an upload's owner is not a principal: {error}")))?;
+        let stage = match (stage, attachment) {
+            ("waiting", _) => UploadStage::Waiting,
+            ("receiving", _) => UploadStage::Receiving,
+            ("finished", _) => UploadStage::Finished,
+            ("received", Some(attachment)) => {
+                UploadStage::Received(serde_json::from_str(attachment).map_err(|error| {
+                    corrupt(format!("an upload's attachment is not valid: {error}"))
+                })?)
+            }
+            (other, _) => return Err(corrupt(format!("an upload's stage is {other:?}"))),
+        };
+        Ok(UploadRecord {
+            owner,
+            conversation_id: ConversationId(conversation_id),
+            expires_at,
+            stage,
+        })
+    }
+}
+
 /// Whose read position to move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadSide {
@@ -496,4 +585,25 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> StoreResult<Option<String>>;
     async fn iframe_events(&self, session_id: &SessionId) -> StoreResult<Vec<IframeEvent>>;
+
+    /// Keeps a new upload under `token_hash`; uploads expired by `now` are dropped.
+    async fn put_upload(
+        &self,
+        token_hash: &str,
+        upload: &UploadRecord,
+        now: UnixMillis,
+    ) -> StoreResult<()>;
+
+    /// The upload kept under `token_hash`, expired or not, until it is dropped.
+    async fn upload(&self, token_hash: &str) -> StoreResult<Option<UploadRecord>>;
+
+    /// Replaces the upload under `token_hash` with `upload` if it is still at the stage `from`
+    /// names (an attachment is not compared); whether it was. Of two nodes moving one upload
+    /// on from the same stage at once, one does.
+    async fn advance_upload(
+        &self,
+        token_hash: &str,
+        from: &UploadStage,
+        upload: &UploadRecord,
+    ) -> StoreResult<bool>;
 }

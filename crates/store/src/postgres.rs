@@ -195,6 +195,17 @@ CREATE TABLE single_use_tokens (
 );
 CREATE INDEX single_use_tokens_expiry ON single_use_tokens (expires_at);
 "#,
+    r#"
+CREATE TABLE uploads (
+    token_hash TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    conversation_id BIGINT NOT NULL,
+    stage TEXT NOT NULL,
+    attachment TEXT,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX uploads_expiry ON uploads (expires_at);
+"#,
 ];
 
 /// The advisory lock key nodes take while migrating ("sbmigr" in ASCII).
@@ -235,10 +246,22 @@ impl PostgresStore {
     /// in steady use is not.
     pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
-    /// Connects to `url` (`postgres://USER@HOST:PORT/DATABASE`) and applies pending migrations.
+    /// How many connections a store holds at most unless told otherwise. Every node holds its
+    /// own pool, so the nodes together need this many times the node count of PostgreSQL's
+    /// `max_connections`.
+    pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+    /// Connects to `url` (`postgres://USER@HOST:PORT/DATABASE`) with the default pool size and
+    /// applies pending migrations.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        Self::connect_with_pool(url, Self::DEFAULT_POOL_SIZE).await
+    }
+
+    /// Connects with at most `pool_size` connections (at least one) and applies pending
+    /// migrations.
+    pub async fn connect_with_pool(url: &str, pool_size: u32) -> StoreResult<PostgresStore> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool_size.max(1))
             .acquire_timeout(std::time::Duration::from_secs(10))
             // sqlx pings every connection it hands out, a round trip before each statement;
             // only one that sat idle a while is worth the check.
@@ -1523,6 +1546,80 @@ impl Store for PostgresStore {
         Ok(taken
             .filter(|(_, expires_at)| *expires_at > now)
             .map(|(payload, _)| payload))
+    }
+
+    async fn put_upload(
+        &self,
+        token_hash: &str,
+        upload: &UploadRecord,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        let columns = UploadColumns::of(upload);
+        sqlx::query("DELETE FROM uploads WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(from_pg)?;
+        sqlx::query(
+            "INSERT INTO uploads \
+             (token_hash, owner, conversation_id, stage, attachment, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(columns.owner)
+        .bind(columns.conversation_id)
+        .bind(columns.stage)
+        .bind(columns.attachment)
+        .bind(columns.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(from_pg)?;
+        Ok(())
+    }
+
+    async fn upload(&self, token_hash: &str) -> StoreResult<Option<UploadRecord>> {
+        let row: Option<(String, i64, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT owner, conversation_id, stage, attachment, expires_at \
+             FROM uploads WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_pg)?;
+        row.map(|(owner, conversation_id, stage, attachment, expires_at)| {
+            UploadColumns::record(
+                &owner,
+                conversation_id,
+                &stage,
+                attachment.as_deref(),
+                expires_at,
+            )
+        })
+        .transpose()
+    }
+
+    async fn advance_upload(
+        &self,
+        token_hash: &str,
+        from: &UploadStage,
+        upload: &UploadRecord,
+    ) -> StoreResult<bool> {
+        let columns = UploadColumns::of(upload);
+        let changed = sqlx::query(
+            "UPDATE uploads SET owner = $3, conversation_id = $4, stage = $5, \
+             attachment = $6, expires_at = $7 WHERE token_hash = $1 AND stage = $2",
+        )
+        .bind(token_hash)
+        .bind(from.name())
+        .bind(columns.owner)
+        .bind(columns.conversation_id)
+        .bind(columns.stage)
+        .bind(columns.attachment)
+        .bind(columns.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(from_pg)?;
+        Ok(changed.rows_affected() == 1)
     }
 
     async fn agent_by_access_token_hash(&self, token_hash: &str) -> StoreResult<Option<Agent>> {

@@ -277,6 +277,17 @@ CREATE TABLE single_use_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX single_use_tokens_expiry ON single_use_tokens (expires_at);
 "#,
+    r#"
+CREATE TABLE uploads (
+    token_hash TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    conversation_id INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    attachment TEXT,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_expiry ON uploads (expires_at);
+"#,
 ];
 
 /// How the commit of `batch` syncs: as configured if any write in it needs that, else without
@@ -1532,6 +1543,107 @@ impl Store for SqliteStore {
             Ok(taken
                 .filter(|(_, expires_at)| *expires_at > now)
                 .map(|(payload, _)| payload))
+        })
+        .await
+    }
+
+    async fn put_upload(
+        &self,
+        token_hash: &str,
+        upload: &UploadRecord,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        let (token_hash, columns) = (token_hash.to_string(), UploadColumns::of(upload));
+        self.write(move |connection| {
+            connection
+                .prepare_cached("DELETE FROM uploads WHERE expires_at <= ?1")
+                .and_then(|mut statement| statement.execute([now]))
+                .map_err(from_sqlite)?;
+            connection
+                .prepare_cached(
+                    "INSERT INTO uploads \
+                     (token_hash, owner, conversation_id, stage, attachment, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        token_hash,
+                        columns.owner,
+                        columns.conversation_id,
+                        columns.stage,
+                        columns.attachment,
+                        columns.expires_at
+                    ])
+                })
+                .map_err(from_sqlite)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload(&self, token_hash: &str) -> StoreResult<Option<UploadRecord>> {
+        let token_hash = token_hash.to_string();
+        let row: Option<(String, i64, String, Option<String>, i64)> = self
+            .read(move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT owner, conversation_id, stage, attachment, expires_at \
+                         FROM uploads WHERE token_hash = ?1",
+                    )?
+                    .query_row([token_hash], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })
+                    .optional()
+            })
+            .await?;
+        row.map(|(owner, conversation_id, stage, attachment, expires_at)| {
+            UploadColumns::record(
+                &owner,
+                conversation_id,
+                &stage,
+                attachment.as_deref(),
+                expires_at,
+            )
+        })
+        .transpose()
+    }
+
+    async fn advance_upload(
+        &self,
+        token_hash: &str,
+        from: &UploadStage,
+        upload: &UploadRecord,
+    ) -> StoreResult<bool> {
+        let (token_hash, from, columns) = (
+            token_hash.to_string(),
+            from.name(),
+            UploadColumns::of(upload),
+        );
+        self.write(move |connection| {
+            let changed = connection
+                .prepare_cached(
+                    "UPDATE uploads SET owner = ?3, conversation_id = ?4, stage = ?5, \
+                     attachment = ?6, expires_at = ?7 WHERE token_hash = ?1 AND stage = ?2",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        token_hash,
+                        from,
+                        columns.owner,
+                        columns.conversation_id,
+                        columns.stage,
+                        columns.attachment,
+                        columns.expires_at
+                    ])
+                })
+                .map_err(from_sqlite)?;
+            Ok(changed == 1)
         })
         .await
     }

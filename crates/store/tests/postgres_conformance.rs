@@ -165,3 +165,41 @@ async fn an_unreachable_server_is_an_error() {
     let url = format!("postgres://postgres@127.0.0.1:{port}/x");
     assert!(PostgresStore::connect(&url).await.is_err());
 }
+
+/// How many sessions PostgreSQL has open on `database`.
+async fn sessions_on(database: &TempDatabase) -> i64 {
+    let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&database.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_holds_no_more_connections_than_its_pool_size() {
+    // The same burst of concurrent reads against a pool of two and a pool of eight.
+    for (pool_size, at_most) in [(2, 2), (8, 8)] {
+        let database = TempDatabase::create().await;
+        let store: Arc<dyn Store> = Arc::new(
+            PostgresStore::connect_with_pool(&database.url, pool_size)
+                .await
+                .unwrap(),
+        );
+        let world = world(&store).await;
+        let reads = (0..64).map(|_| {
+            let store = store.clone();
+            let conversation = world.session.conversation_id;
+            async move { store.messages_after(conversation, 0, 100).await.unwrap() }
+        });
+        futures_util::future::join_all(reads).await;
+        let open = sessions_on(&database).await;
+        assert!(
+            (1..=at_most).contains(&open),
+            "pool of {pool_size}: {open} sessions open"
+        );
+        if pool_size == 8 {
+            assert!(open > 2, "a larger pool opens more under the same burst");
+        }
+    }
+}

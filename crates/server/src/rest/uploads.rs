@@ -1,9 +1,11 @@
 //! File uploads (`spec/rest.md`): a conversation's party asks for an upload
 //! (`POST /api/v1/uploads`), sends the file once to the single-use URL it gets (multipart,
 //! field `file`, within 10 minutes), and finishes it into a file message
-//! (`POST /api/v1/uploads/:token/finish`). Files are kept under the data directory, named by a
-//! random id in a folder per conversation; only the conversation's parties can download them.
-//! The token's rules (single use, expiry, who finishes) are the engine's; the bytes are here.
+//! (`POST /api/v1/uploads/:token/finish`). Files are kept in the uploads directory
+//! (`DATA_DIR/uploads`, or shared by the nodes of a deployment), named by a random id in a
+//! folder per conversation; only the conversation's parties can download them. The token's
+//! rules (single use, expiry, who finishes) are the engine's, kept in the store so that every
+//! step may reach a different node; the bytes are here.
 
 use super::{commanding_principal, principal, ApiError, AppState, JsonBody};
 use crate::json;
@@ -18,7 +20,6 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use switchboard_core::{Attachment, ConversationId};
 use switchboard_engine::uploads::UPLOAD_TTL_MS;
-use switchboard_engine::EngineError;
 
 pub fn routes(max_bytes: usize) -> Router<AppState> {
     Router::new()
@@ -42,8 +43,7 @@ fn refusal(status: StatusCode, code: &'static str, message: impl Into<String>) -
 fn upload_dir(state: &AppState, conversation_id: ConversationId) -> PathBuf {
     state
         .settings
-        .data_dir
-        .join("uploads")
+        .uploads_dir()
         .join(conversation_id.0.to_string())
 }
 
@@ -102,14 +102,12 @@ async fn receive(
     Path(token): Path<String>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let conversation_id = state
-        .engine
-        .claim_upload(&token)
-        .map_err(EngineError::from)?;
+    let conversation_id = state.engine.claim_upload(&token).await?;
     let stored = store_file(&state, conversation_id, multipart).await;
     state
         .engine
-        .upload_received(&token, stored.as_ref().ok().cloned());
+        .upload_received(&token, stored.as_ref().ok().cloned())
+        .await?;
     let attachment = stored?;
     Ok((
         StatusCode::CREATED,

@@ -195,3 +195,14 @@ async fn serve_writes_demo_json_and_sigterm_closes_sockets_with_1001() {
         assert_eq!(line["node"], "edge-7", "{line}");
     }
 }
+
+#[test]
+fn serve_refuses_a_postgres_pool_of_no_connections() {
+    let output = Command::new(BINARY)
+        .args(["serve", "--database-pool-size", "0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("--database-pool-size"), "{said}");
+}

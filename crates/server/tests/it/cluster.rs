@@ -51,6 +51,9 @@ impl Node {
         .map(String::from)
         .to_vec();
         command.push(data_dir.join(id).display().to_string());
+        // The nodes share one uploads directory, as a deployment shares a network volume.
+        command.push("--uploads-dir".into());
+        command.push(data_dir.join("uploads").display().to_string());
         if !first {
             command.push("--no-demo".into());
         }
@@ -312,6 +315,101 @@ async fn presence_is_the_same_from_every_node_and_a_dead_nodes_principals_go_off
     let (status, agents) = b.server.get("/api/v1/agents", &b.server.api_key()).await;
     assert_eq!(status, 200, "{agents}");
     assert_eq!(agents[0]["presence"], "online", "{agents}");
+}
+
+/// Sends `bytes` as an upload's file (multipart, field `file`) to `node`.
+async fn send_file(node: &Node, token: &str, name: &str, bytes: &[u8]) -> (u16, Value) {
+    let boundary = "switchboard-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: text/plain\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = reqwest::Client::new()
+        .post(node.server.url(&format!("/api/v1/uploads/{token}/file")))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_begun_on_one_node_is_sent_and_finished_on_others() {
+    let (_shared, a, b) = two_nodes().await;
+    let session = a.server.create_session().await;
+    let mut visitor = a.server.connect_session(&session).await;
+    let agent = a.server.demo["agent"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uploads = "/api/v1/uploads";
+
+    // Begun on node a, the file sent to node b.
+    let (status, begun) = a
+        .server
+        .post(
+            uploads,
+            &agent,
+            json!({"conversationId": session.conversation_id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{begun}");
+    let token = begun["token"].as_str().unwrap().to_string();
+    let (status, received) = send_file(&b, &token, "notes.txt", b"kept once").await;
+    assert_eq!(status, 201, "{received}");
+    // The URL was used on node b: node a knows.
+    let (status, again) = send_file(&a, &token, "notes.txt", b"twice?").await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["error"]["code"], "UPLOAD_USED", "{again}");
+
+    // Finished on both nodes at once: one message, and both answer with it.
+    let finish = format!("{uploads}/{token}/finish");
+    let (on_a, on_b) = tokio::join!(
+        a.server.post(&finish, &agent, json!({})),
+        b.server.post(&finish, &agent, json!({}))
+    );
+    assert_eq!((on_a.0, on_b.0), (201, 201), "{} / {}", on_a.1, on_b.1);
+    assert_eq!(on_a.1["id"], on_b.1["id"]);
+    let frame = until_text(&mut visitor, "notes.txt").await;
+    assert_eq!(frame["payload"]["seq"], on_a.1["seq"], "{frame}");
+    let (status, stored) = b
+        .server
+        .get(
+            &format!("/api/v1/conversations/{}/messages", session.conversation_id),
+            &agent,
+        )
+        .await;
+    assert_eq!(status, 200, "{stored}");
+    let files = stored
+        .to_string()
+        .matches("\"content\":\"notes.txt\"")
+        .count();
+    assert_eq!(files, 1, "stored once: {stored}");
+    // Afterwards the token is known to no node.
+    let (status, late) = b.server.post(&finish, &agent, json!({})).await;
+    assert_eq!(status, 404, "{late}");
+
+    // The file is downloaded from the node that did not receive it.
+    let url = on_a.1["contentAttributes"]["attachment"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", on_a.1))
+        .to_string();
+    let response = reqwest::Client::new()
+        .get(a.server.url(&url))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"kept once");
 }
 
 /// A visitor that follows its conversation across node restarts: whenever its node goes away
