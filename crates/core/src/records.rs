@@ -516,20 +516,42 @@ pub struct NewMessage {
     pub created_at: UnixMillis,
 }
 
+/// Which messages count as unread for one side of a conversation. The stores keep unread
+/// counters and mark messages read by these rules, querying by their parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadRule {
+    pub types: &'static [MessageType],
+    /// Only messages that are not private notes.
+    pub public_only: bool,
+}
+
+impl UnreadRule {
+    /// For the conversation's agents: the visitor's messages.
+    pub const BY_AGENTS: UnreadRule = UnreadRule {
+        types: &[MessageType::Incoming],
+        public_only: false,
+    };
+    /// For the contact: public messages from the agents' side (an agent's or a bot's reply,
+    /// or a template).
+    pub const BY_CONTACT: UnreadRule = UnreadRule {
+        types: &[MessageType::Outgoing, MessageType::Template],
+        public_only: true,
+    };
+
+    pub fn counts(&self, message_type: MessageType, private: bool) -> bool {
+        self.types.contains(&message_type) && !(self.public_only && private)
+    }
+}
+
 impl NewMessage {
-    /// Whether the message counts as unread for the conversation's agents: the visitor's.
+    /// Whether the message counts as unread for the conversation's agents.
     pub fn unread_by_agents(&self) -> bool {
-        self.message_type == MessageType::Incoming
+        UnreadRule::BY_AGENTS.counts(self.message_type, self.private)
     }
 
-    /// Whether the message counts as unread for the contact: a public one from the agents'
-    /// side (an agent's or a bot's reply, or a template).
+    /// Whether the message counts as unread for the contact.
     pub fn unread_by_contact(&self) -> bool {
-        !self.private
-            && matches!(
-                self.message_type,
-                MessageType::Outgoing | MessageType::Template
-            )
+        UnreadRule::BY_CONTACT.counts(self.message_type, self.private)
     }
 }
 
@@ -563,4 +585,33 @@ pub struct IframeEvent {
     pub selector: Option<String>,
     pub url: Option<String>,
     pub created_at: UnixMillis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unread_rules_name_each_sides_messages() {
+        use MessageType::*;
+        let rows = [
+            // (type, private) → unread for agents, for the contact
+            ((Incoming, false), (true, false)),
+            ((Outgoing, false), (false, true)),
+            ((Outgoing, true), (false, false)),
+            ((Template, false), (false, true)),
+            ((Template, true), (false, false)),
+            ((Activity, false), (false, false)),
+        ];
+        for ((message_type, private), expected) in rows {
+            assert_eq!(
+                (
+                    UnreadRule::BY_AGENTS.counts(message_type, private),
+                    UnreadRule::BY_CONTACT.counts(message_type, private)
+                ),
+                expected,
+                "{message_type:?}, private {private}"
+            );
+        }
+    }
 }

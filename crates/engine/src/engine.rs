@@ -908,12 +908,7 @@ impl Engine {
                 // The other party's messages up to there are now read.
                 let read = self
                     .store
-                    .mark_messages_read(
-                        conversation_id,
-                        read_seq,
-                        side == ReadSide::Agent,
-                        self.clock.now_ms(),
-                    )
+                    .mark_messages_read(conversation_id, read_seq, side, self.clock.now_ms())
                     .await?;
                 for message in read {
                     self.publish_message_updated(message).await;

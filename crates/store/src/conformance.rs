@@ -952,7 +952,7 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
         .unwrap()
         .is_empty());
     let read = store
-        .mark_messages_read(conversation_id, 3, false, NOW + 3)
+        .mark_messages_read(conversation_id, 3, ReadSide::Contact, NOW + 3)
         .await
         .unwrap();
     assert_eq!(
@@ -969,12 +969,12 @@ pub async fn receipts_move_forward_and_unread_counts_follow(store: &Arc<dyn Stor
         "read stays read"
     );
     assert!(store
-        .mark_messages_read(conversation_id, 3, false, NOW + 5)
+        .mark_messages_read(conversation_id, 3, ReadSide::Contact, NOW + 5)
         .await
         .unwrap()
         .is_empty());
     let read = store
-        .mark_messages_read(conversation_id, 1, true, NOW + 6)
+        .mark_messages_read(conversation_id, 1, ReadSide::Agent, NOW + 6)
         .await
         .unwrap();
     assert_eq!(read[0].id, from_visitor.id);

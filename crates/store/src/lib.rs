@@ -253,6 +253,30 @@ pub enum ReadSide {
     Agent,
 }
 
+impl ReadSide {
+    /// Which messages count as unread for this side.
+    pub fn unread_rule(self) -> UnreadRule {
+        match self {
+            ReadSide::Contact => UnreadRule::BY_CONTACT,
+            ReadSide::Agent => UnreadRule::BY_AGENTS,
+        }
+    }
+}
+
+/// `rule` as an SQL condition on a `messages` row, which both backends read alike.
+pub(crate) fn unread_condition(rule: UnreadRule) -> String {
+    let types: Vec<String> = rule
+        .types
+        .iter()
+        .map(|message_type| (*message_type as i64).to_string())
+        .collect();
+    let mut condition = format!("message_type IN ({})", types.join(", "));
+    if rule.public_only {
+        condition.push_str(" AND NOT private");
+    }
+    condition
+}
+
 /// Whose conversations to list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AssigneeFilter {
@@ -462,13 +486,13 @@ pub trait Store: Send + Sync + 'static {
         message_ids: Vec<MessageId>,
         now: UnixMillis,
     ) -> StoreResult<Vec<MessageId>>;
-    /// Marks read every public message of one side (`incoming`: the visitor's; otherwise
-    /// agents' and bots') up to `up_to_seq` that is not read yet; returns those it changed.
+    /// Marks read, for `reader`, every message up to `up_to_seq` that counts as unread for it
+    /// (`ReadSide::unread_rule`) and is not read yet; returns those it changed.
     async fn mark_messages_read(
         &self,
         conversation_id: ConversationId,
         up_to_seq: Seq,
-        incoming: bool,
+        reader: ReadSide,
         now: UnixMillis,
     ) -> StoreResult<Vec<Message>>;
 

@@ -518,12 +518,37 @@ fn all<T>(rows: Vec<PgRow>, map: fn(&PgRow) -> StoreResult<T>) -> StoreResult<Ve
     rows.iter().map(map).collect()
 }
 
-/// What counts as unread for each side (as in the SQLite store): the visitor's messages for
-/// agents; public agent and bot messages for the visitor.
-const UNREAD_BY_AGENTS: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 \
-    AND seq > $2 AND message_type = 0";
-const UNREAD_BY_CONTACT: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 \
-    AND seq > $2 AND message_type IN (1, 3) AND NOT private";
+/// The statements that follow a side's unread rule, written once per process (sqlx keeps
+/// statements by their text, which must live as long as the pool).
+struct UnreadStatements {
+    count: String,
+    mark_read: String,
+}
+
+fn unread_statements(side: ReadSide) -> &'static UnreadStatements {
+    fn written(side: ReadSide) -> UnreadStatements {
+        let condition = unread_condition(side.unread_rule());
+        UnreadStatements {
+            count: format!(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND seq > $2 \
+                 AND {condition}"
+            ),
+            mark_read: format!(
+                "UPDATE messages SET status = 'read', updated_at = $3 \
+                 WHERE conversation_id = $1 AND seq <= $2 AND status != 'read' AND {condition} \
+                 RETURNING *"
+            ),
+        }
+    }
+    static CONTACT: std::sync::LazyLock<UnreadStatements> =
+        std::sync::LazyLock::new(|| written(ReadSide::Contact));
+    static AGENT: std::sync::LazyLock<UnreadStatements> =
+        std::sync::LazyLock::new(|| written(ReadSide::Agent));
+    match side {
+        ReadSide::Contact => &CONTACT,
+        ReadSide::Agent => &AGENT,
+    }
+}
 
 fn cursor_owner(owner: CursorOwner) -> (&'static str, i64) {
     match owner {
@@ -1441,19 +1466,17 @@ impl Store for PostgresStore {
         side: ReadSide,
         seq: Seq,
     ) -> StoreResult<Conversation> {
-        let (move_sql, count_sql, set_sql) = match side {
+        let (move_sql, set_sql) = match side {
             ReadSide::Contact => (
                 "UPDATE conversations SET contact_last_read_seq = \
                  GREATEST(contact_last_read_seq, LEAST($2, last_seq)) WHERE id = $1 \
                  RETURNING contact_last_read_seq",
-                UNREAD_BY_CONTACT,
                 "UPDATE conversations SET unread_by_contact = $2 WHERE id = $1 RETURNING *",
             ),
             ReadSide::Agent => (
                 "UPDATE conversations SET agent_last_read_seq = \
                  GREATEST(agent_last_read_seq, LEAST($2, last_seq)) WHERE id = $1 \
                  RETURNING agent_last_read_seq",
-                UNREAD_BY_AGENTS,
                 "UPDATE conversations SET unread_by_agents = $2 WHERE id = $1 RETURNING *",
             ),
         };
@@ -1467,7 +1490,7 @@ impl Store for PostgresStore {
         let read_seq = read_seq.ok_or(StoreError::NotFound {
             what: "conversation",
         })?;
-        let unread: i64 = sqlx::query_scalar(count_sql)
+        let unread: i64 = sqlx::query_scalar(unread_statements(side).count.as_str())
             .bind(conversation_id.0)
             .bind(read_seq)
             .fetch_one(&mut *transaction)
@@ -2023,22 +2046,16 @@ impl Store for PostgresStore {
         &self,
         conversation_id: ConversationId,
         up_to_seq: Seq,
-        incoming: bool,
+        reader: ReadSide,
         now: UnixMillis,
     ) -> StoreResult<Vec<Message>> {
-        let types: &[i64] = if incoming { &[0] } else { &[1, 3] };
-        let rows = sqlx::query(
-            "UPDATE messages SET status = 'read', updated_at = $3 \
-             WHERE conversation_id = $1 AND seq <= $2 AND NOT private \
-             AND status != 'read' AND message_type = ANY($4) RETURNING *",
-        )
-        .bind(conversation_id.0)
-        .bind(up_to_seq)
-        .bind(now)
-        .bind(types)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(from_pg)?;
+        let rows = sqlx::query(unread_statements(reader).mark_read.as_str())
+            .bind(conversation_id.0)
+            .bind(up_to_seq)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_pg)?;
         let mut messages = all(rows, message_from_row)?;
         messages.sort_by_key(|message| message.seq);
         Ok(messages)

@@ -682,13 +682,14 @@ fn message_from_row(row: &Row) -> rusqlite::Result<Message> {
     })
 }
 
-/// What counts as unread for each side: the visitor's messages for agents; public agent and
-/// bot messages for the visitor. Kept as counters on the conversation (raised on append,
-/// recounted on read) so reading a conversation costs no scan.
-const UNREAD_BY_AGENTS: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 \
-    AND seq > ?2 AND message_type = 0";
-const UNREAD_BY_CONTACT: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 \
-    AND seq > ?2 AND message_type IN (1, 3) AND private = 0";
+/// Counts what is unread for `side` after a seq. Kept as counters on the conversation (raised
+/// on append, recounted on read) so reading a conversation costs no scan.
+fn unread_count_sql(side: ReadSide) -> String {
+    format!(
+        "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND {}",
+        unread_condition(side.unread_rule())
+    )
+}
 
 fn cursor_owner(owner: CursorOwner) -> (&'static str, i64) {
     match owner {
@@ -1433,20 +1434,18 @@ impl Store for SqliteStore {
                 .ok_or(StoreError::NotFound {
                     what: "conversation",
                 })?;
-            let (count_sql, read_seq, update_sql) = match side {
+            let (read_seq, update_sql) = match side {
                 ReadSide::Contact => (
-                    UNREAD_BY_CONTACT,
                     read.contact_last_read_seq,
                     "UPDATE conversations SET unread_by_contact = ?2 WHERE id = ?1",
                 ),
                 ReadSide::Agent => (
-                    UNREAD_BY_AGENTS,
                     read.agent_last_read_seq,
                     "UPDATE conversations SET unread_by_agents = ?2 WHERE id = ?1",
                 ),
             };
             let unread: i64 = connection
-                .prepare_cached(count_sql)
+                .prepare_cached(&unread_count_sql(side))
                 .and_then(|mut statement| {
                     statement.query_row(params![conversation_id.0, read_seq], |row| row.get(0))
                 })
@@ -2076,15 +2075,15 @@ impl Store for SqliteStore {
         &self,
         conversation_id: ConversationId,
         up_to_seq: Seq,
-        incoming: bool,
+        reader: ReadSide,
         now: UnixMillis,
     ) -> StoreResult<Vec<Message>> {
         self.write(move |connection| {
-            let types = if incoming { "(0)" } else { "(1, 3)" };
             let sql = format!(
                 "UPDATE messages SET status = 'read', updated_at = ?3 \
-                 WHERE conversation_id = ?1 AND seq <= ?2 AND private = 0 \
-                 AND status != 'read' AND message_type IN {types} RETURNING *"
+                 WHERE conversation_id = ?1 AND seq <= ?2 AND status != 'read' AND {} \
+                 RETURNING *",
+                unread_condition(reader.unread_rule())
             );
             let mut messages: Vec<Message> = connection
                 .prepare_cached(&sql)
