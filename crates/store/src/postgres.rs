@@ -221,7 +221,39 @@ fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError 
     StoreError::Backend(Box::new(error))
 }
 
+/// When a request last met a broken connection, in nanoseconds after `BROKEN_CLOCK_BASE`
+/// (0: never). Whatever broke it (a restart, a failover, a proxy cutting sessions) most likely
+/// broke the pool's other connections too, so until each is used again it is pinged first.
+static LAST_BROKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static BROKEN_CLOCK_BASE: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+fn broken_clock() -> u64 {
+    BROKEN_CLOCK_BASE.elapsed().as_nanos().max(1) as u64
+}
+
+/// Whether `error` means the connection itself is gone: its socket failed, or the server ended
+/// the session (SQLSTATE class 08, connection exception; 57P01-57P03, shut down).
+fn connection_broken(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether a pooled connection idle for `idle_for` was idle when a broken one was last met.
+fn idle_since_a_break(idle_for: std::time::Duration) -> bool {
+    let broken_at = LAST_BROKEN.load(std::sync::atomic::Ordering::Relaxed);
+    broken_at != 0 && broken_clock().saturating_sub(idle_for.as_nanos() as u64) <= broken_at
+}
+
 fn from_pg(error: sqlx::Error) -> StoreError {
+    if connection_broken(&error) {
+        LAST_BROKEN.store(broken_clock(), std::sync::atomic::Ordering::Relaxed);
+    }
     if let sqlx::Error::Database(database) = &error {
         if database.code().as_deref() == Some("23505") {
             return StoreError::Conflict { what: "record" };
@@ -243,7 +275,7 @@ fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
 
 impl PostgresStore {
     /// A pooled connection idle this long is pinged before use (a dropped one is replaced); one
-    /// in steady use is not.
+    /// in steady use is not, unless it sat idle while another request met a broken connection.
     pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
     /// How many connections a store holds at most unless told otherwise. Every node holds its
@@ -268,7 +300,8 @@ impl PostgresStore {
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {
                 Box::pin(async move {
-                    if meta.idle_for >= Self::PING_IF_IDLE_FOR {
+                    if meta.idle_for >= Self::PING_IF_IDLE_FOR || idle_since_a_break(meta.idle_for)
+                    {
                         connection.ping().await?;
                     }
                     Ok(true)

@@ -140,6 +140,16 @@ async fn connections_the_server_ended_while_idle_are_replaced() {
 
     // The server ends every session on the database, as a restart or a proxy's idle timeout
     // would, while the pool holds them idle.
+    assert!(end_sessions_on(&database).await > 0);
+    tokio::time::sleep(PostgresStore::PING_IF_IDLE_FOR + Duration::from_millis(200)).await;
+
+    // The pool finds them dead before use and opens new ones: no request fails.
+    store.ping().await.unwrap();
+    assert_eq!(store.count_accounts().await.unwrap(), 0);
+}
+
+/// Ends every session PostgreSQL has open on `database`, as a restart or a failover would.
+async fn end_sessions_on(database: &TempDatabase) -> usize {
     let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
     let ended: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
@@ -148,11 +158,37 @@ async fn connections_the_server_ended_while_idle_are_replaced() {
     .fetch_all(&mut admin)
     .await
     .unwrap();
-    assert!(!ended.is_empty() && ended.iter().all(|ended| *ended));
-    tokio::time::sleep(PostgresStore::PING_IF_IDLE_FOR + Duration::from_millis(200)).await;
+    assert!(ended.iter().all(|ended| *ended));
+    ended.len()
+}
 
-    // The pool finds them dead before use and opens new ones: no request fails.
-    store.ping().await.unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_ended_while_in_steady_use_fail_one_request_not_one_each() {
+    let database = TempDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&database.url).await.unwrap());
+    // A burst leaves the pool holding several connections, each idle well under the ping
+    // threshold when the server ends them.
+    let burst = (0..32).map(|_| store.count_accounts());
+    for counted in futures_util::future::join_all(burst).await {
+        counted.unwrap();
+    }
+    let ended = end_sessions_on(&database).await;
+    assert!(ended >= 3, "the burst opened {ended} connections");
+    // Let each session's end reach its socket.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(PostgresStore::PING_IF_IDLE_FOR > Duration::from_millis(500));
+
+    let mut failed = 0;
+    for _ in 0..(2 * ended) {
+        if store.count_accounts().await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!(
+        failed <= 1,
+        "{failed} of {} requests failed after {ended} connections ended",
+        2 * ended
+    );
     assert_eq!(store.count_accounts().await.unwrap(), 0);
 }
 
