@@ -35,6 +35,9 @@ pub enum Bucket {
     Typing,
     /// Every event counts here, whatever its kind.
     All,
+    /// A REST request that runs no command (a read, say), for roles whose requests are limited
+    /// apart from their events ([`request_bucket`]).
+    Requests,
 }
 
 /// One role's limits. `None` (a key left out of a settings file) means unlimited.
@@ -44,6 +47,8 @@ pub struct RoleLimits {
     pub messages: Option<Rate>,
     pub typing: Option<Rate>,
     pub all: Option<Rate>,
+    /// REST requests that run no command, counted apart from events (agents' reads).
+    pub requests: Option<Rate>,
 }
 
 impl RoleLimits {
@@ -52,6 +57,7 @@ impl RoleLimits {
             Bucket::Messages => self.messages,
             Bucket::Typing => self.typing,
             Bucket::All => self.all,
+            Bucket::Requests => self.requests,
         }
     }
 
@@ -59,6 +65,7 @@ impl RoleLimits {
         messages: None,
         typing: None,
         all: None,
+        requests: None,
     };
 }
 
@@ -78,16 +85,22 @@ impl Default for RateRules {
                 messages: Some(Rate::per_minute(10)),
                 typing: Some(Rate::per_second(3)),
                 all: Some(Rate::per_minute(50)),
+                requests: None,
             },
             agent: RoleLimits {
                 messages: Some(Rate::per_minute(60)),
                 typing: Some(Rate::per_second(10)),
                 all: Some(Rate::per_minute(600)),
+                // A dashboard's reads, generously: they are not events, and 600 a minute
+                // would starve a busy agent's screen; this keeps a leaked or looping agent
+                // token from reading the store as fast as it can.
+                requests: Some(Rate::per_minute(6_000)),
             },
             integration: RoleLimits {
                 messages: None,
                 typing: None,
                 all: Some(Rate::per_minute(6_000)),
+                requests: None,
             },
         }
     }
@@ -128,10 +141,19 @@ impl LimitRole {
     }
 }
 
-/// Whether every request `principal` makes counts against its all-events limit, not only the
-/// events it sends: the account's API key, whose limit `model.md` states in requests.
-pub fn counts_requests(principal: &Principal) -> bool {
-    matches!(principal, Principal::Integration { .. })
+/// Where a REST request of `principal` that runs no command (a read, an administrative
+/// change) is counted: the account's API key, whose limit `model.md` states in requests,
+/// against its all-events limit; an agent against its requests limit, apart from its events;
+/// visitors and the publishable key nowhere (their reads are of their own conversation, and
+/// the publishable key only starts sessions).
+pub fn request_bucket(principal: &Principal) -> Option<Bucket> {
+    match principal {
+        Principal::Integration { .. } => Some(Bucket::All),
+        Principal::Agent { .. } => Some(Bucket::Requests),
+        Principal::Publishable { .. }
+        | Principal::Contact { .. }
+        | Principal::SessionVisitor { .. } => None,
+    }
 }
 
 #[cfg(test)]
@@ -140,17 +162,28 @@ mod tests {
     use crate::{AccountId, AgentId, AgentRole};
 
     #[test]
-    fn only_the_api_key_is_limited_by_requests() {
+    fn requests_count_as_events_for_the_api_key_and_apart_for_agents() {
         let account_id = AccountId(1);
-        assert!(counts_requests(&Principal::Integration { account_id }));
-        assert!(
-            !counts_requests(&Principal::Publishable { account_id }),
-            "the publishable key (it only starts sessions) is not"
+        assert_eq!(
+            request_bucket(&Principal::Integration { account_id }),
+            Some(Bucket::All)
         );
-        assert!(!counts_requests(&Principal::Agent {
-            account_id,
-            agent_id: AgentId(2),
-            role: AgentRole::Agent,
-        }));
+        assert_eq!(
+            request_bucket(&Principal::Agent {
+                account_id,
+                agent_id: AgentId(2),
+                role: AgentRole::Agent,
+            }),
+            Some(Bucket::Requests)
+        );
+        assert_eq!(
+            request_bucket(&Principal::Publishable { account_id }),
+            None,
+            "the publishable key (it only starts sessions) is not limited by requests"
+        );
+        assert_eq!(
+            RateRules::default().agent.requests,
+            Some(Rate::per_minute(6_000))
+        );
     }
 }

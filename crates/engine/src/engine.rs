@@ -483,12 +483,12 @@ impl Engine {
     }
 
     /// Counts one request of `principal` that runs no command (a read, an administrative
-    /// change) against its all-events limit, for principals whose limit is one of requests
-    /// ([`limits::counts_requests`]); a no-op for the rest.
+    /// change) where the core says ([`limits::request_bucket`]): the API key's against its
+    /// all-events limit, an agent's against its requests limit; a no-op for the rest.
     pub fn count_request(&self, principal: &Principal) -> Result<(), EngineError> {
-        match limits::counts_requests(principal) {
-            true => self.count_event(principal),
-            false => Ok(()),
+        match limits::request_bucket(principal) {
+            Some(bucket) => Ok(self.limiter.check(principal, Some(bucket))?),
+            None => Ok(()),
         }
     }
 

@@ -86,11 +86,12 @@ struct RoleLimiters {
     messages: Option<Keyed>,
     typing: Option<Keyed>,
     all: Option<Keyed>,
+    requests: Option<Keyed>,
 }
 
 impl RoleLimiters {
     fn each(&self) -> impl Iterator<Item = &Keyed> {
-        [&self.messages, &self.typing, &self.all]
+        [&self.messages, &self.typing, &self.all, &self.requests]
             .into_iter()
             .flatten()
     }
@@ -123,6 +124,7 @@ impl RuleSet {
                 messages: limiter(limits.messages, clock),
                 typing: limiter(limits.typing, clock),
                 all: limiter(limits.all, clock),
+                requests: limiter(limits.requests, clock),
             }
         };
         RuleSet {
@@ -177,12 +179,15 @@ impl Limiter {
             .unwrap_or(&self.defaults);
         let role = rules.role(LimitRole::of(principal));
         let key = key_of(principal);
-        let specific = match bucket {
-            Some(Bucket::Messages) => role.messages.as_ref(),
-            Some(Bucket::Typing) => role.typing.as_ref(),
-            Some(Bucket::All) | None => None,
+        // An event counts in its kind's bucket and in all events; a request that is not an
+        // event only in requests.
+        let counted = match bucket {
+            Some(Bucket::Messages) => [role.messages.as_ref(), role.all.as_ref()],
+            Some(Bucket::Typing) => [role.typing.as_ref(), role.all.as_ref()],
+            Some(Bucket::All) | None => [None, role.all.as_ref()],
+            Some(Bucket::Requests) => [role.requests.as_ref(), None],
         };
-        for limiter in [specific, role.all.as_ref()].into_iter().flatten() {
+        for limiter in counted.into_iter().flatten() {
             if let Err(not_until) = limiter.check_key(&key) {
                 let wait = not_until.wait_time_from(self.clock.now());
                 // Rounded up: a client that waits exactly this long is let through.

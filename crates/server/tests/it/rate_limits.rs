@@ -346,3 +346,57 @@ async fn every_api_key_request_counts_once_reads_included() {
         "{contents:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_reads_are_limited_apart_from_its_events() {
+    let server = TestServer::start_with(|settings| {
+        settings.engine.rate_rules.agent.requests =
+            Some(switchboard_core::limits::Rate::per_minute(3));
+    })
+    .await;
+    let session = server.create_session().await;
+    let agent = server.demo["agent"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let messages = format!("/api/v1/conversations/{}/messages", session.conversation_id);
+    for path in [
+        messages.as_str(),
+        "/api/v1/conversations",
+        messages.as_str(),
+    ] {
+        let (status, body) = server.get(path, &agent).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // The fourth read of the minute is refused and says when to come back.
+    let response = reqwest::Client::new()
+        .get(server.url("/api/v1/conversations"))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(retry_after_seconds(&response) >= 1);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    // The agent's events have an allowance of their own: a message still goes.
+    let (status, body) = server
+        .post(&messages, &agent, json!({"content": "still heard"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Another agent's reads are not held back, and a minute later this one's are let through.
+    let (status, other) = server
+        .post(
+            "/api/v1/agents",
+            &server.api_key(),
+            json!({"name": "Grace", "email": "grace@example.com", "role": "agent"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let other_token = other["accessToken"].as_str().unwrap();
+    let (status, body) = server.get("/api/v1/conversations", other_token).await;
+    assert_eq!(status, 200, "{body}");
+    step(&server, 60_000);
+    let (status, body) = server.get("/api/v1/conversations", &agent).await;
+    assert_eq!(status, 200, "{body}");
+}
