@@ -1,8 +1,8 @@
 //! The pub/sub port: the [`Bus`] trait that carries events between nodes, its in-process
 //! implementation (the single-node default), the Redis and NATS buses for several nodes, and
 //! the [`conformance`] suite every bus passes; and the [`presence`] port, the directory of live
-//! connections shared by the nodes (in memory, or Redis with expiry), with its own
-//! [`presence_conformance`] suite.
+//! connections shared by the nodes (in memory, or Redis with expiry; the store crate keeps one
+//! in PostgreSQL), with its own [`presence_conformance`] suite.
 //!
 //! Architecture invariants:
 //! - The bus is a notifier, not a source of truth: an event it drops can be recovered from the

@@ -1,7 +1,8 @@
 //! The presence port: who has live connections, counted across every node, with expiry.
 //!
 //! Each node counts its own connections and reports them to a [`PresenceDirectory`] shared by
-//! the cluster (Redis), or kept in this process for one node ([`InMemoryPresence`]). A node
+//! the cluster (Redis, or PostgreSQL through the store crate), or kept in this process for one
+//! node ([`InMemoryPresence`]). A node
 //! proves it is alive by sweeping every third of the window; a node silent for longer than the
 //! window is forgotten by whichever node sweeps next, and the principals it alone held turn
 //! offline. A forgotten node that wakes up rejoins with the counts it still holds.
@@ -75,24 +76,25 @@ pub trait PresenceDirectory: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), BusError>;
 }
 
-// The fields counts are kept under, shared by every backend: `a:ACCOUNT:AGENT` for agents,
+// The fields counts are kept under, shared by every backend (public for the directories kept
+// outside this crate: the store's PostgreSQL one): `a:ACCOUNT:AGENT` for agents,
 // `c:ACCOUNT:CONTACT` for contacts, and `r:ACCOUNT:CONTACT:INBOX` remembering a contact's inbox
 // so that the node announcing it gone can tell the right agents.
 
-pub(crate) fn agent_field(account_id: AccountId, agent_id: AgentId) -> String {
+pub fn agent_field(account_id: AccountId, agent_id: AgentId) -> String {
     format!("a:{}:{}", account_id.0, agent_id.0)
 }
 
-pub(crate) fn agents_of(account_id: AccountId) -> String {
+pub fn agents_of(account_id: AccountId) -> String {
     format!("a:{}:", account_id.0)
 }
 
-pub(crate) fn contact_field(account_id: AccountId, contact_id: ContactId) -> String {
+pub fn contact_field(account_id: AccountId, contact_id: ContactId) -> String {
     format!("c:{}:{}", account_id.0, contact_id.0)
 }
 
 /// The counted field and, for a contact in a known inbox, its route field.
-pub(crate) fn fields(who: Present) -> (String, Option<String>) {
+pub fn fields(who: Present) -> (String, Option<String>) {
     match who {
         Present::Agent {
             account_id,
@@ -115,7 +117,7 @@ fn numbers(rest: &str) -> Option<Vec<i64>> {
 
 /// Turns counted and route fields back into principals: a contact once per inbox it was
 /// routed to (once with no inbox when it had none).
-pub(crate) fn principals(counted: &[String], routes: &[String]) -> Vec<Present> {
+pub fn principals(counted: &[String], routes: &[String]) -> Vec<Present> {
     let mut inboxes: BTreeMap<(i64, i64), BTreeSet<i64>> = BTreeMap::new();
     for route in routes {
         if let Some([account, contact, inbox]) = route
@@ -166,14 +168,14 @@ pub(crate) fn principals(counted: &[String], routes: &[String]) -> Vec<Present> 
 }
 
 /// Parses `a:ACCOUNT:AGENT` into the agent id.
-pub(crate) fn agent_of(field: &str) -> Option<AgentId> {
+pub fn agent_of(field: &str) -> Option<AgentId> {
     field.rsplit(':').next()?.parse().ok().map(AgentId)
 }
 
 /// What this node has told the directory: its own counts, kept so that a node the others
 /// forgot can rejoin with them.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Mirror {
+pub struct Mirror {
     pub counts: HashMap<String, i64>,
 }
 

@@ -23,7 +23,8 @@ pub struct Settings {
     /// `memory://` (the default) for one node; `redis://…` or `nats://…` for several.
     pub bus_url: Option<String>,
     /// Where live connections are counted for presence: `memory://` for one node, `redis://…`
-    /// for several. Defaults to the bus URL when that is Redis, else memory.
+    /// or `postgres://…` for several. Defaults to the bus URL when that is Redis, the database
+    /// URL when the bus is NATS and the store PostgreSQL, else memory.
     pub presence_url: Option<String>,
     /// How long a node that stopped answering is remembered: its principals turn offline
     /// within this window (plus a third of it) after it dies.

@@ -63,8 +63,8 @@ struct ServeArgs {
     /// `nats://HOST:PORT[?prefix=NAME]`.
     #[arg(long, env = "SWITCHBOARD_BUS_URL")]
     bus_url: Option<String>,
-    /// Where presence is counted across nodes: `memory://` or `redis://…` (default: the bus
-    /// URL when it is Redis).
+    /// Where presence is counted across nodes: `memory://`, `redis://…` or `postgres://…`
+    /// (default: the bus URL when it is Redis, the database URL when the bus is NATS).
     #[arg(long, env = "SWITCHBOARD_PRESENCE_URL")]
     presence_url: Option<String>,
     /// How long a silent node's connections still count, in milliseconds (default 15000).

@@ -29,7 +29,10 @@ pub enum StartError {
     UnsupportedDatabase(String),
     #[error("unsupported bus URL {0:?}: use memory://, redis://HOST:PORT or nats://HOST:PORT")]
     UnsupportedBus(String),
-    #[error("unsupported presence URL {0:?}: use memory:// or redis://HOST:PORT")]
+    #[error(
+        "unsupported presence URL {0:?}: use memory://, redis://HOST:PORT or \
+         postgres://USER@HOST:PORT/DATABASE"
+    )]
     UnsupportedPresence(String),
     #[error("cannot reach the bus: {0}")]
     Bus(#[from] switchboard_bus::BusError),
@@ -58,7 +61,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
     })?;
     let path = match settings.database_url.as_deref() {
         None => settings.data_dir.join("switchboard.db"),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+        Some(url) if is_postgres(url) => {
             return Ok(Arc::new(
                 switchboard_store::PostgresStore::connect_with_pool(
                     url,
@@ -93,27 +96,39 @@ pub async fn open_bus(settings: &Settings) -> Result<Arc<dyn Bus>, StartError> {
     }
 }
 
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Opens the presence directory the settings name: the one given, else Redis when the bus is
-/// Redis, else this process's memory (with a warning when the bus says there are other nodes).
+/// Redis, else the store's PostgreSQL when the bus is another networked one (NATS), else this
+/// process's memory (with a warning when the bus says there are other nodes).
 pub async fn open_presence(settings: &Settings) -> Result<Arc<dyn PresenceDirectory>, StartError> {
     let bus = settings.bus_url.as_deref().unwrap_or("");
+    let database = settings.database_url.as_deref().unwrap_or("");
     let url = match settings.presence_url.as_deref() {
         Some(url) => url,
         None if bus.starts_with("redis://") => bus,
+        None if bus.starts_with("nats://") && is_postgres(database) => database,
         None => {
             if bus.starts_with("nats://") {
                 tracing::warn!(
-                    "presence is counted per node: set SWITCHBOARD_PRESENCE_URL to a Redis URL \
-                     so that every node sees every connection"
+                    "presence is counted per node: set SWITCHBOARD_PRESENCE_URL to a Redis or \
+                     PostgreSQL URL (or store in PostgreSQL) so that every node sees every \
+                     connection"
                 );
             }
             "memory://"
         }
     };
+    let (node, window) = (&settings.node_id, settings.presence_window);
     match url {
         "memory://" | "" => Ok(Arc::new(InMemoryPresence::single())),
-        url if url.starts_with("redis://") => Ok(Arc::new(
-            RedisPresence::connect(url, &settings.node_id, settings.presence_window).await?,
+        url if url.starts_with("redis://") => {
+            Ok(Arc::new(RedisPresence::connect(url, node, window).await?))
+        }
+        url if is_postgres(url) => Ok(Arc::new(
+            switchboard_store::PostgresPresence::connect(url, node, window).await?,
         )),
         other => Err(StartError::UnsupportedPresence(other.to_string())),
     }

@@ -1,6 +1,7 @@
 //! The storage port: the [`Store`] trait every backend implements, its SQLite implementation
 //! (the embedded default), its PostgreSQL implementation (several nodes), and the
-//! [`conformance`] suite every backend must pass.
+//! [`conformance`] suite every backend must pass; and [`PostgresPresence`], the bus crate's
+//! presence directory kept in the same PostgreSQL, for clusters without Redis.
 //!
 //! Architecture invariants:
 //! - A write returns only after its transaction has committed: the engine acknowledges nothing
@@ -13,10 +14,12 @@
 
 pub mod conformance;
 mod postgres;
+mod postgres_presence;
 mod sqlite;
 pub mod testing;
 
 pub use postgres::PostgresStore;
+pub use postgres_presence::PostgresPresence;
 pub use sqlite::{Durability, SqliteStore};
 
 use async_trait::async_trait;

@@ -206,7 +206,159 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_expiry ON uploads (expires_at);
 "#,
+    PRESENCE_MIGRATION,
 ];
+
+/// The presence directory's tables and functions (`PostgresPresence`). Each function is one
+/// transaction that serialises what it must, as the Redis directory's scripts do: a change
+/// holds its node's row and then its scope's advisory lock (an account's agents, or one
+/// contact); sweeps and rejoins hold one advisory lock among themselves, then the node rows
+/// they change, then their scopes in order. Time is PostgreSQL's, so the nodes' clocks need not
+/// agree.
+const PRESENCE_MIGRATION: &str = r#"
+CREATE TABLE presence_nodes (node TEXT PRIMARY KEY, alive_until BIGINT NOT NULL);
+CREATE TABLE presence_counts (
+    node TEXT NOT NULL,
+    field TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (node, field)
+);
+CREATE INDEX presence_counts_scope ON presence_counts (scope);
+CREATE INDEX presence_counts_field ON presence_counts (field);
+
+CREATE FUNCTION presence_now() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT
+$$;
+
+-- What a change of a field serialises on: an account's agents ('a:ACCOUNT:'), or a contact
+-- ('c:ACCOUNT:CONTACT', its routes included).
+CREATE FUNCTION presence_scope(f TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE left(f, 2)
+        WHEN 'a:' THEN 'a:' || split_part(f, ':', 2) || ':'
+        WHEN 'r:' THEN 'c:' || split_part(f, ':', 2) || ':' || split_part(f, ':', 3)
+        ELSE f END
+$$;
+
+CREATE FUNCTION presence_lock(scope TEXT) RETURNS VOID LANGUAGE sql AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended(scope, 0))
+$$;
+
+CREATE FUNCTION presence_total(f TEXT, now_ms BIGINT) RETURNS BIGINT LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(SUM(c.count), 0)::BIGINT FROM presence_counts c
+    JOIN presence_nodes n ON n.node = c.node
+    WHERE c.field = f AND n.alive_until >= now_ms
+$$;
+
+CREATE FUNCTION presence_bump(me TEXT, f TEXT, delta BIGINT) RETURNS VOID LANGUAGE sql AS $$
+    INSERT INTO presence_counts (node, field, scope, count) VALUES (me, f, presence_scope(f), delta)
+    ON CONFLICT (node, field) DO UPDATE SET count = presence_counts.count + EXCLUDED.count;
+    DELETE FROM presence_counts WHERE node = me AND field = f AND count <= 0;
+$$;
+
+-- The agents of the listing's account present on live nodes: their fields and counts.
+CREATE FUNCTION presence_agents(listing TEXT, now_ms BIGINT, OUT fields TEXT[], OUT counts BIGINT[])
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(array_agg(field ORDER BY field), '{}'), COALESCE(array_agg(total ORDER BY field), '{}')
+    FROM (
+        SELECT c.field, SUM(c.count)::BIGINT AS total FROM presence_counts c
+        JOIN presence_nodes n ON n.node = c.node
+        WHERE c.scope = listing AND n.alive_until >= now_ms
+        GROUP BY c.field HAVING SUM(c.count) > 0
+    ) present
+$$;
+
+-- Counts `delta` of field `f` (and its route) for node `me`; NULL counts when `me` was
+-- forgotten and must rejoin first.
+CREATE FUNCTION presence_change(
+    me TEXT, window_ms BIGINT, f TEXT, delta BIGINT, route TEXT, listing TEXT,
+    OUT before_count BIGINT, OUT after_count BIGINT, OUT agent_fields TEXT[], OUT agent_counts BIGINT[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms BIGINT := presence_now();
+    until_ms BIGINT;
+BEGIN
+    SELECT alive_until INTO until_ms FROM presence_nodes WHERE node = me FOR UPDATE;
+    IF until_ms IS NULL OR until_ms < now_ms THEN
+        RETURN;
+    END IF;
+    PERFORM presence_lock(presence_scope(f));
+    before_count := presence_total(f, now_ms);
+    IF delta <> 0 THEN
+        PERFORM presence_bump(me, f, delta);
+        IF route <> '' THEN
+            PERFORM presence_bump(me, route, delta);
+        END IF;
+    END IF;
+    after_count := presence_total(f, now_ms);
+    UPDATE presence_nodes SET alive_until = now_ms + window_ms WHERE node = me;
+    IF listing <> '' THEN
+        SELECT a.fields, a.counts INTO agent_fields, agent_counts FROM presence_agents(listing, now_ms) a;
+    END IF;
+END
+$$;
+
+-- Forgets the nodes whose time is up (and `me`, when leaving); the counted fields of the
+-- principals they alone held, and those contacts' routes. NULL when `me` was forgotten.
+CREATE FUNCTION presence_sweep(me TEXT, window_ms BIGINT, leaving BOOLEAN, OUT gone TEXT[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms BIGINT := presence_now();
+    until_ms BIGINT;
+    dead TEXT[];
+    reaped TEXT[];
+    locked TEXT;
+BEGIN
+    PERFORM pg_advisory_xact_lock(126866630534515); -- "sbpres"
+    SELECT alive_until INTO until_ms FROM presence_nodes WHERE node = me FOR UPDATE;
+    IF leaving THEN
+        UPDATE presence_nodes SET alive_until = -1 WHERE node = me;
+    ELSIF until_ms IS NULL OR until_ms < now_ms THEN
+        RETURN;
+    ELSE
+        UPDATE presence_nodes SET alive_until = now_ms + window_ms WHERE node = me;
+    END IF;
+    WITH forgotten AS (DELETE FROM presence_nodes WHERE alive_until < now_ms RETURNING node)
+    SELECT COALESCE(array_agg(node), '{}') INTO dead FROM forgotten;
+    FOR locked IN SELECT DISTINCT scope FROM presence_counts WHERE node = ANY(dead) ORDER BY scope
+    LOOP
+        PERFORM presence_lock(locked);
+    END LOOP;
+    WITH removed AS (DELETE FROM presence_counts WHERE node = ANY(dead) RETURNING field)
+    SELECT COALESCE(array_agg(DISTINCT field), '{}') INTO reaped FROM removed;
+    SELECT COALESCE(array_agg(field ORDER BY field), '{}') INTO gone FROM unnest(reaped) AS field
+    WHERE presence_total(presence_scope_field(field), now_ms) = 0;
+END
+$$;
+
+-- The field whose count decides whether `f` is gone: a route goes with its contact.
+CREATE FUNCTION presence_scope_field(f TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE left(f, 2) WHEN 'r:' THEN presence_scope(f) ELSE f END
+$$;
+
+-- Writes `me`'s counts back after it was forgotten (or at start, with none); the counted fields
+-- that were nobody's until now.
+CREATE FUNCTION presence_rejoin(me TEXT, window_ms BIGINT, fields TEXT[], counts BIGINT[], OUT back TEXT[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms BIGINT := presence_now();
+    locked TEXT;
+BEGIN
+    PERFORM pg_advisory_xact_lock(126866630534515); -- "sbpres"
+    DELETE FROM presence_nodes WHERE node = me;
+    DELETE FROM presence_counts WHERE node = me;
+    FOR locked IN SELECT DISTINCT presence_scope(f) FROM unnest(fields) AS f ORDER BY 1
+    LOOP
+        PERFORM presence_lock(locked);
+    END LOOP;
+    SELECT COALESCE(array_agg(f ORDER BY f), '{}') INTO back FROM unnest(fields) AS f
+    WHERE left(f, 2) <> 'r:' AND presence_total(f, now_ms) = 0;
+    INSERT INTO presence_counts (node, field, scope, count)
+    SELECT me, f, presence_scope(f), c FROM unnest(fields, counts) AS given (f, c) WHERE c > 0;
+    INSERT INTO presence_nodes (node, alive_until) VALUES (me, now_ms + window_ms);
+END
+$$;
+"#;
 
 /// The advisory lock key nodes take while migrating ("sbmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7362_6d69_6772;
@@ -250,7 +402,7 @@ fn idle_since_a_break(idle_for: std::time::Duration) -> bool {
     broken_at != 0 && broken_clock().saturating_sub(idle_for.as_nanos() as u64) <= broken_at
 }
 
-fn from_pg(error: sqlx::Error) -> StoreError {
+pub(crate) fn from_pg(error: sqlx::Error) -> StoreError {
     if connection_broken(&error) {
         LAST_BROKEN.store(broken_clock(), std::sync::atomic::Ordering::Relaxed);
     }
@@ -317,7 +469,7 @@ impl PostgresStore {
     }
 }
 
-async fn migrate(pool: &PgPool) -> StoreResult<()> {
+pub(crate) async fn migrate(pool: &PgPool) -> StoreResult<()> {
     let mut transaction = pool.begin().await.map_err(from_pg)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)

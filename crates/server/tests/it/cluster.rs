@@ -140,10 +140,24 @@ struct Shared {
 }
 
 impl Shared {
+    /// PostgreSQL and Redis (the bus, and presence with it).
     async fn new() -> Shared {
+        Shared::with_bus(format!(
+            "redis://127.0.0.1:6379/?prefix={}",
+            unique_prefix()
+        ))
+        .await
+    }
+
+    /// PostgreSQL and NATS (the bus; presence then in PostgreSQL).
+    async fn on_nats() -> Shared {
+        Shared::with_bus(format!("nats://127.0.0.1:4222?prefix={}", unique_prefix())).await
+    }
+
+    async fn with_bus(bus: String) -> Shared {
         Shared {
             database: TempDatabase::create().await,
-            bus: format!("redis://127.0.0.1:6379/?prefix={}", unique_prefix()),
+            bus,
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -155,7 +169,10 @@ impl Shared {
 
 /// Nodes `a` (which created the demo workspace) and `b`, and what they share.
 async fn two_nodes() -> (Shared, Node, Node) {
-    let shared = Shared::new().await;
+    two_nodes_on(Shared::new().await).await
+}
+
+async fn two_nodes_on(shared: Shared) -> (Shared, Node, Node) {
     let a = shared.node("a", true).await;
     let b = shared.node("b", false).await;
     (shared, a, b)
@@ -264,7 +281,15 @@ async fn account_status(node: &Node) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_the_same_from_every_node_and_a_dead_nodes_principals_go_offline() {
-    let (_shared, mut a, b) = two_nodes().await;
+    presence_across_two_nodes(two_nodes().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_nats_without_redis_presence_is_kept_in_postgres_and_shared() {
+    presence_across_two_nodes(two_nodes_on(Shared::on_nats().await).await).await;
+}
+
+async fn presence_across_two_nodes((_shared, mut a, b): (Shared, Node, Node)) {
     let agent = a.server.demo["agent"]["accessToken"]
         .as_str()
         .unwrap()
