@@ -153,10 +153,21 @@ fn wall_ms() -> UnixMillis {
         .as_millis() as UnixMillis
 }
 
+/// The upload as stored under `token`.
+async fn stored(store: &Arc<dyn Store>, token: &str) -> UploadRecord {
+    store.upload(&hash_secret(token)).await.unwrap().unwrap()
+}
+
+/// Asserts that `upload` expires ten minutes after a moment between `since` and now.
+fn expires_ten_minutes_after(upload: &UploadRecord, since: UnixMillis) {
+    let window = since - 5 + UPLOAD_TTL_MS..=wall_ms() + UPLOAD_TTL_MS;
+    assert!(window.contains(&upload.expires_at), "{upload:?}");
+}
+
 /// Moves the stored upload's expiry to `expires_at`, as if time had passed.
 async fn expire_at(store: &Arc<dyn Store>, token: &str, expires_at: UnixMillis) {
     let hash = hash_secret(token);
-    let upload = store.upload(&hash).await.unwrap().unwrap();
+    let upload = stored(store, token).await;
     let moved = UploadRecord {
         expires_at,
         ..upload.clone()
@@ -176,15 +187,10 @@ async fn a_url_expires_after_ten_minutes_and_a_received_file_has_ten_more() {
         .begin_upload(&nodes.agent, nodes.conversation_id)
         .await
         .unwrap();
-    let stored = nodes
-        .store
-        .upload(&hash_secret(&token))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!((begun_at - 5 + UPLOAD_TTL_MS..=wall_ms() + UPLOAD_TTL_MS).contains(&stored.expires_at));
-    assert_eq!(stored.owner, nodes.agent);
-    assert_eq!(stored.stage, UploadStage::Waiting);
+    let begun = stored(&nodes.store, &token).await;
+    expires_ten_minutes_after(&begun, begun_at);
+    assert_eq!(begun.owner, nodes.agent);
+    assert_eq!(begun.stage, UploadStage::Waiting);
 
     // Unused when its ten minutes are up: expired, on every node.
     expire_at(&nodes.store, &token, wall_ms() - 10).await;
@@ -207,16 +213,12 @@ async fn a_url_expires_after_ten_minutes_and_a_received_file_has_ten_more() {
         .upload_received(&token, Some(attachment("late.txt")))
         .await
         .unwrap();
-    let stored = nodes
-        .store
-        .upload(&hash_secret(&token))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        (received_at - 5 + UPLOAD_TTL_MS..=wall_ms() + UPLOAD_TTL_MS).contains(&stored.expires_at)
+    let received = stored(&nodes.store, &token).await;
+    expires_ten_minutes_after(&received, received_at);
+    assert_eq!(
+        received.stage,
+        UploadStage::Received(attachment("late.txt"))
     );
-    assert_eq!(stored.stage, UploadStage::Received(attachment("late.txt")));
     // Left unfinished for those ten minutes: gone.
     expire_at(&nodes.store, &token, wall_ms() - 10).await;
     assert_eq!(

@@ -193,6 +193,9 @@ impl UploadStage {
     }
 }
 
+/// An upload read back: owner, conversation_id, stage, attachment, expires_at.
+pub(crate) type UploadRow = (String, i64, String, Option<String>, i64);
+
 /// An upload's columns as both backends store them: the owner and the attachment as JSON.
 pub(crate) struct UploadColumns {
     pub owner: String,
@@ -218,18 +221,15 @@ impl UploadColumns {
         }
     }
 
-    /// The record back from its columns.
+    /// The record back from its columns, read as one row in this order.
     pub(crate) fn record(
-        owner: &str,
-        conversation_id: i64,
-        stage: &str,
-        attachment: Option<&str>,
-        expires_at: UnixMillis,
+        (owner, conversation_id, stage, attachment, expires_at): UploadRow,
     ) -> StoreResult<UploadRecord> {
+        let attachment = attachment.as_deref();
         let corrupt = |what: String| StoreError::Backend(what.into());
-        let owner = serde_json::from_str(owner)
+        let owner = serde_json::from_str(&owner)
             .map_err(|error| corrupt(format!("an upload's owner is not a principal: {error}")))?;
-        let stage = match (stage, attachment) {
+        let stage = match (stage.as_str(), attachment) {
             ("waiting", _) => UploadStage::Waiting,
             ("receiving", _) => UploadStage::Receiving,
             ("finished", _) => UploadStage::Finished,

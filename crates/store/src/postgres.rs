@@ -1786,7 +1786,7 @@ impl Store for PostgresStore {
     }
 
     async fn upload(&self, token_hash: &str) -> StoreResult<Option<UploadRecord>> {
-        let row: Option<(String, i64, String, Option<String>, i64)> = sqlx::query_as(
+        let row: Option<UploadRow> = sqlx::query_as(
             "SELECT owner, conversation_id, stage, attachment, expires_at \
              FROM uploads WHERE token_hash = $1",
         )
@@ -1794,16 +1794,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(from_pg)?;
-        row.map(|(owner, conversation_id, stage, attachment, expires_at)| {
-            UploadColumns::record(
-                &owner,
-                conversation_id,
-                &stage,
-                attachment.as_deref(),
-                expires_at,
-            )
-        })
-        .transpose()
+        row.map(UploadColumns::record).transpose()
     }
 
     async fn advance_upload(

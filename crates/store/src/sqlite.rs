@@ -1582,7 +1582,7 @@ impl Store for SqliteStore {
 
     async fn upload(&self, token_hash: &str) -> StoreResult<Option<UploadRecord>> {
         let token_hash = token_hash.to_string();
-        let row: Option<(String, i64, String, Option<String>, i64)> = self
+        let row: Option<UploadRow> = self
             .read(move |connection| {
                 connection
                     .prepare_cached(
@@ -1601,16 +1601,7 @@ impl Store for SqliteStore {
                     .optional()
             })
             .await?;
-        row.map(|(owner, conversation_id, stage, attachment, expires_at)| {
-            UploadColumns::record(
-                &owner,
-                conversation_id,
-                &stage,
-                attachment.as_deref(),
-                expires_at,
-            )
-        })
-        .transpose()
+        row.map(UploadColumns::record).transpose()
     }
 
     async fn advance_upload(
