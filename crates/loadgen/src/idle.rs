@@ -150,13 +150,25 @@ impl Worker {
     }
 }
 
-/// `idle --nodes N`: N server processes on one PostgreSQL database and one Redis (bus and
-/// presence), each held `per_node` idle sockets by a client process of its own; the memory of
-/// every node and of Redis, per connection.
-pub async fn run_cluster(nodes: usize, per_node: usize) -> Value {
+/// What the nodes of `idle --nodes N` carry events and count presence with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterBus {
+    /// Redis pub/sub, and presence in Redis.
+    Redis,
+    /// NATS, and presence in the store's PostgreSQL.
+    Nats,
+}
+
+/// `idle --nodes N`: N server processes on one PostgreSQL database and one Redis or NATS (bus;
+/// presence in Redis, or in PostgreSQL with NATS), each held `per_node` idle sockets by a
+/// client process of its own; the memory of every node and of Redis, per connection.
+pub async fn run_cluster(nodes: usize, per_node: usize, via: ClusterBus) -> Value {
     let database = switchboard_store::testing::TempDatabase::create().await;
     let prefix = format!("sb_bench_{}", std::process::id());
-    let bus = format!("redis://127.0.0.1:6379/?prefix={prefix}");
+    let bus = match via {
+        ClusterBus::Redis => format!("redis://127.0.0.1:6379/?prefix={prefix}"),
+        ClusterBus::Nats => format!("nats://127.0.0.1:4222?prefix={prefix}"),
+    };
     let args = |id: usize| -> Vec<String> {
         let mut args: Vec<String> = [
             "--database-url",
@@ -240,13 +252,14 @@ pub async fn run_cluster(nodes: usize, per_node: usize) -> Value {
         .map(|(after, before)| after.saturating_sub(*before))
         .sum();
     let redis_bytes_per_connection = match (redis_before, redis_after) {
-        (Some(before), Some(after)) => {
+        (Some(before), Some(after)) if via == ClusterBus::Redis => {
             Value::from(after.saturating_sub(before) as f64 / connections as f64)
         }
         _ => Value::Null,
     };
     json!({
         "scenario": "idle",
+        "bus": format!("{via:?}").to_lowercase(),
         "nodes": nodes,
         "connections": connections,
         "connectionsPerNode": per_node,

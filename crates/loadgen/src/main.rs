@@ -133,6 +133,10 @@ enum Scenario {
         /// each held its connections by a client process of its own.
         #[arg(long, default_value_t = 1)]
         nodes: usize,
+        /// With several nodes, the bus: `redis` (presence in Redis too) or `nats` (presence in
+        /// PostgreSQL).
+        #[arg(long, value_enum, default_value_t = idle::ClusterBus::Redis)]
+        bus: idle::ClusterBus,
     },
     /// A client process of `idle --nodes N` (started by it).
     #[command(hide = true)]
@@ -517,6 +521,7 @@ async fn main() {
         Scenario::Idle {
             connections,
             nodes: 1,
+            ..
         } => {
             let result = idle::run(connections).await;
             println!("| connections | server RSS before | after | KiB per connection |");
@@ -530,8 +535,12 @@ async fn main() {
             );
             println!("{result}");
         }
-        Scenario::Idle { connections, nodes } => {
-            let result = idle::run_cluster(nodes, connections).await;
+        Scenario::Idle {
+            connections,
+            nodes,
+            bus,
+        } => {
+            let result = idle::run_cluster(nodes, connections, bus).await;
             println!("| node | connections open | server RSS before | after |");
             println!("| --- | --- | --- | --- |");
             for node in 0..nodes {
@@ -543,8 +552,8 @@ async fn main() {
                 );
             }
             println!(
-                "\n{} connections on {nodes} nodes: {:.1} KiB of server memory per connection, \
-                 {} bytes of Redis per connection, opened in {:.1} s",
+                "\n{} connections on {nodes} nodes ({bus:?} bus): {:.1} KiB of server memory per \
+                 connection, {} bytes of Redis per connection, opened in {:.1} s",
                 result["connections"],
                 result["kibPerConnection"].as_f64().unwrap(),
                 result["redisBytesPerConnection"]

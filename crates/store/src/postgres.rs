@@ -207,6 +207,59 @@ CREATE TABLE uploads (
 CREATE INDEX uploads_expiry ON uploads (expires_at);
 "#,
     PRESENCE_MIGRATION,
+    // Presence is rebuilt by the nodes whenever it is lost (each rejoins with what it holds),
+    // so it is not worth a WAL record and a flush per connection opened or closed.
+    // The helpers the presence functions call each time, as PL/pgSQL: it keeps their plans
+    // for the session, where SQL functions of more than one expression are planned per call.
+    r#"
+ALTER TABLE presence_nodes SET UNLOGGED;
+ALTER TABLE presence_counts SET UNLOGGED;
+
+CREATE OR REPLACE FUNCTION presence_lock(scope TEXT) RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(scope, 0));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION presence_total(f TEXT, now_ms BIGINT) RETURNS BIGINT
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT COALESCE(SUM(c.count), 0)::BIGINT FROM presence_counts c
+        JOIN presence_nodes n ON n.node = c.node
+        WHERE c.field = f AND n.alive_until >= now_ms);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION presence_bump(me TEXT, f TEXT, delta BIGINT) RETURNS VOID
+LANGUAGE plpgsql AS $$
+DECLARE
+    counted BIGINT;
+BEGIN
+    INSERT INTO presence_counts AS c (node, field, scope, count)
+    VALUES (me, f, presence_scope(f), delta)
+    ON CONFLICT (node, field) DO UPDATE SET count = c.count + EXCLUDED.count
+    RETURNING c.count INTO counted;
+    IF counted <= 0 THEN
+        DELETE FROM presence_counts WHERE node = me AND field = f;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION presence_agents(listing TEXT, now_ms BIGINT, OUT fields TEXT[], OUT counts BIGINT[])
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    SELECT COALESCE(array_agg(present.field ORDER BY present.field), '{}'),
+           COALESCE(array_agg(present.total ORDER BY present.field), '{}')
+    INTO fields, counts
+    FROM (
+        SELECT c.field, SUM(c.count)::BIGINT AS total FROM presence_counts c
+        JOIN presence_nodes n ON n.node = c.node
+        WHERE c.scope = listing AND n.alive_until >= now_ms
+        GROUP BY c.field HAVING SUM(c.count) > 0
+    ) present;
+END
+$$;
+"#,
 ];
 
 /// The presence directory's tables and functions (`PostgresPresence`). Each function is one
