@@ -340,4 +340,15 @@ mod tests {
             .to_string();
         assert!(error.contains("database_pool_size"), "{error}");
     }
+
+    #[test]
+    fn uploads_go_under_the_data_directory_unless_a_shared_one_is_named() {
+        let settings = from_file("").unwrap();
+        assert_eq!(settings.uploads_dir(), settings.data_dir.join("uploads"));
+        let settings = from_file("uploads_dir = \"/mnt/shared/uploads\"\n").unwrap();
+        assert_eq!(
+            settings.uploads_dir(),
+            std::path::PathBuf::from("/mnt/shared/uploads")
+        );
+    }
 }
