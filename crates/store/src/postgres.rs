@@ -260,6 +260,52 @@ BEGIN
 END
 $$;
 "#,
+    // A node's queued presence changes in one call.
+    r#"
+-- Several changes of node `me` in one transaction, each as `presence_change` would make it, in
+-- order: one row each (`n` from 0); no rows when `me` was forgotten and must rejoin first.
+-- Their scopes are locked first, in order, so batches from several nodes cannot deadlock.
+CREATE FUNCTION presence_changes(
+    me TEXT, window_ms BIGINT, fs TEXT[], deltas BIGINT[], routes TEXT[], listings TEXT[]
+) RETURNS TABLE (n INT, before_count BIGINT, after_count BIGINT, agent_fields TEXT[], agent_counts BIGINT[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms BIGINT := presence_now();
+    until_ms BIGINT;
+    locked TEXT;
+    i INT;
+BEGIN
+    SELECT alive_until INTO until_ms FROM presence_nodes WHERE node = me FOR UPDATE;
+    IF until_ms IS NULL OR until_ms < now_ms THEN
+        RETURN;
+    END IF;
+    FOR locked IN SELECT DISTINCT presence_scope(f) FROM unnest(fs) AS f ORDER BY 1
+    LOOP
+        PERFORM presence_lock(locked);
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(fs, 1), 0)
+    LOOP
+        n := i - 1;
+        before_count := presence_total(fs[i], now_ms);
+        IF deltas[i] <> 0 THEN
+            PERFORM presence_bump(me, fs[i], deltas[i]);
+            IF routes[i] <> '' THEN
+                PERFORM presence_bump(me, routes[i], deltas[i]);
+            END IF;
+        END IF;
+        after_count := presence_total(fs[i], now_ms);
+        agent_fields := NULL;
+        agent_counts := NULL;
+        IF listings[i] <> '' THEN
+            SELECT a.fields, a.counts INTO agent_fields, agent_counts
+            FROM presence_agents(listings[i], now_ms) a;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    UPDATE presence_nodes SET alive_until = now_ms + window_ms WHERE node = me;
+END
+$$;
+"#,
 ];
 
 /// The presence directory's tables and functions (`PostgresPresence`). Each function is one

@@ -3,13 +3,15 @@
 //! PostgreSQL time each is remembered until. Every operation is one call of a function the
 //! migrations define, one transaction that serialises what it must (see `PRESENCE_MIGRATION`),
 //! so it is atomic across nodes, and time is PostgreSQL's own, so nodes' clocks need not agree.
-//! It keeps the Redis directory's rules and passes the same conformance suite.
+//! Changes queue for one task that makes whatever waits in one call (`presence_changes`), in
+//! order. It keeps the Redis directory's rules and passes the same conformance suite.
 
 use crate::postgres::{from_pg, migrate};
 use crate::StoreError;
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_bus::presence::{
     agent_of, agents_of, contact_field, fields, principals, Mirror, PresenceChange,
@@ -17,11 +19,18 @@ use switchboard_bus::presence::{
 };
 use switchboard_bus::BusError;
 use switchboard_core::{AccountId, AgentId, ContactId};
+use tokio::sync::{mpsc, oneshot};
 
 /// How long one call waits for PostgreSQL.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct PostgresPresence {
+    directory: Arc<Directory>,
+    /// Changes queue here for the one task that makes them, many to a call.
+    changes: mpsc::UnboundedSender<Queued>,
+}
+
+struct Directory {
     pool: PgPool,
     node: String,
     window: Duration,
@@ -30,6 +39,16 @@ pub struct PostgresPresence {
     /// Principals found back by a rejoin within a change, told by the next sweep.
     back: Mutex<Vec<Present>>,
 }
+
+/// A change waiting for the changes task, and where its answer goes.
+struct Queued {
+    who: Present,
+    delta: i64,
+    answer: oneshot::Sender<Result<PresenceChange, BusError>>,
+}
+
+/// At most this many queued changes go in one call.
+const MAX_CHANGES_PER_CALL: usize = 256;
 
 fn failed(error: StoreError) -> BusError {
     BusError::Unreachable(Box::new(error))
@@ -74,20 +93,66 @@ impl PostgresPresence {
             .await
             .map_err(|error| failed(from_pg(error)))?;
         migrate(&pool).await.map_err(failed)?;
-        let directory = PostgresPresence {
+        let directory = Arc::new(Directory {
             pool,
             node: node.to_string(),
             window,
             mirror: tokio::sync::Mutex::default(),
             back: Mutex::default(),
-        };
+        });
         // Joins with nothing; an earlier process with this node id is replaced.
         let mirror = directory.mirror.lock().await;
         directory.rejoin(&mirror).await?;
         drop(mirror);
-        Ok(directory)
+        let (changes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(make_changes(directory.clone(), queue));
+        Ok(PostgresPresence { directory, changes })
     }
+}
 
+/// Makes the queued changes: whatever waits when a call is free goes in the next one, so a
+/// storm of connections costs PostgreSQL a few calls, not one each, and is counted in order.
+async fn make_changes(directory: Arc<Directory>, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_CHANGES_PER_CALL {
+            match queue.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        let asked: Vec<(Present, i64)> = batch
+            .iter()
+            .map(|queued| (queued.who, queued.delta))
+            .collect();
+        match directory.change_all(&asked).await {
+            Ok(changes) => {
+                for (queued, change) in batch.into_iter().zip(changes) {
+                    let _ = queued.answer.send(Ok(change));
+                }
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                for queued in batch {
+                    let _ = queued
+                        .answer
+                        .send(Err(BusError::Unreachable(reason.clone().into())));
+                }
+            }
+        }
+    }
+}
+
+/// One change, made ready for the call: its fields, the delta this node can apply (never
+/// below zero here) and which account's agents to list.
+struct Prepared {
+    field: String,
+    route: String,
+    applied: i64,
+    listing: String,
+}
+
+impl Directory {
     fn window_ms(&self) -> i64 {
         self.window.as_millis() as i64
     }
@@ -128,83 +193,119 @@ impl PostgresPresence {
         Ok(gone.map(counted_and_routes))
     }
 
-    /// One change, or `None` when this node was forgotten and must rejoin first.
-    async fn change_once(
+    /// Makes `asked` in order, in one call (two when this node was forgotten and rejoins
+    /// first); what each did.
+    async fn change_all(&self, asked: &[(Present, i64)]) -> Result<Vec<PresenceChange>, BusError> {
+        let mut mirror = self.mirror.lock().await;
+        // Applied against this node's counts as the earlier changes of the batch leave them.
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        let prepared: Vec<Prepared> = asked
+            .iter()
+            .map(|(who, delta)| {
+                let (field, route) = fields(*who);
+                let count = counts
+                    .entry(field.clone())
+                    .or_insert_with(|| mirror.counts.get(&field).copied().unwrap_or(0));
+                let applied = (*delta).max(-*count);
+                *count += applied;
+                let listing = match who {
+                    Present::Agent { account_id, .. } => agents_of(*account_id),
+                    Present::Contact { .. } => String::new(),
+                };
+                Prepared {
+                    field,
+                    route: route.unwrap_or_default(),
+                    applied,
+                    listing,
+                }
+            })
+            .collect();
+        let changes = match self.call_changes(&prepared).await? {
+            Some(changes) => changes,
+            None => {
+                let back = self.rejoin(&mirror).await?;
+                self.back.lock().expect("presence poisoned").extend(back);
+                self.call_changes(&prepared).await?.ok_or_else(|| {
+                    BusError::Unreachable("the presence directory forgot this node again".into())
+                })?
+            }
+        };
+        for change in &prepared {
+            mirror.apply(&change.field, change.applied);
+            if !change.route.is_empty() {
+                mirror.apply(&change.route, change.applied);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// One call of `presence_changes`, or `None` when this node was forgotten.
+    async fn call_changes(
         &self,
-        field: &str,
-        applied: i64,
-        route: &str,
-        listing: &str,
-    ) -> Result<Option<PresenceChange>, BusError> {
-        type Answer = (
-            Option<i64>,
-            Option<i64>,
-            Option<Vec<String>>,
-            Option<Vec<i64>>,
-        );
-        let (before, after, agents, counts): Answer = within(
+        prepared: &[Prepared],
+    ) -> Result<Option<Vec<PresenceChange>>, BusError> {
+        type Row = (i32, i64, i64, Option<Vec<String>>, Option<Vec<i64>>);
+        let column = |pick: fn(&Prepared) -> &String| -> Vec<&str> {
+            prepared
+                .iter()
+                .map(|change| pick(change).as_str())
+                .collect()
+        };
+        let applied: Vec<i64> = prepared.iter().map(|change| change.applied).collect();
+        let rows: Vec<Row> = within(
             sqlx::query_as(
-                "SELECT before_count, after_count, agent_fields, agent_counts \
-                 FROM presence_change($1, $2, $3, $4, $5, $6)",
+                "SELECT n, before_count, after_count, agent_fields, agent_counts \
+                 FROM presence_changes($1, $2, $3, $4, $5, $6) ORDER BY n",
             )
             .bind(&self.node)
             .bind(self.window_ms())
-            .bind(field)
-            .bind(applied)
-            .bind(route)
-            .bind(listing)
-            .fetch_one(&self.pool),
+            .bind(column(|change| &change.field))
+            .bind(&applied)
+            .bind(column(|change| &change.route))
+            .bind(column(|change| &change.listing))
+            .fetch_all(&self.pool),
         )
         .await?;
-        let (Some(before), Some(after)) = (before, after) else {
+        if rows.is_empty() {
             return Ok(None);
-        };
-        Ok(Some(PresenceChange {
-            before: before.max(0) as u64,
-            after: after.max(0) as u64,
-            agents_present: agents_listed(agents.unwrap_or_default(), counts.unwrap_or_default()),
-        }))
+        }
+        if rows.len() != prepared.len() {
+            return Err(BusError::Unreachable(
+                "the presence directory answered a different number of changes".into(),
+            ));
+        }
+        Ok(Some(
+            rows.into_iter()
+                .map(|(_, before, after, agents, counts)| PresenceChange {
+                    before: before.max(0) as u64,
+                    after: after.max(0) as u64,
+                    agents_present: agents_listed(
+                        agents.unwrap_or_default(),
+                        counts.unwrap_or_default(),
+                    ),
+                })
+                .collect(),
+        ))
     }
 }
 
 #[async_trait]
 impl PresenceDirectory for PostgresPresence {
     async fn change(&self, who: Present, delta: i64) -> Result<PresenceChange, BusError> {
-        let (field, route) = fields(who);
-        let route = route.unwrap_or_default();
-        let listing = match who {
-            Present::Agent { account_id, .. } => agents_of(account_id),
-            Present::Contact { .. } => String::new(),
-        };
-        let mut mirror = self.mirror.lock().await;
-        // Never below zero on this node; applied to the mirror only once PostgreSQL has it.
-        let applied = delta.max(-mirror.counts.get(&field).copied().unwrap_or(0));
-        let change = match self.change_once(&field, applied, &route, &listing).await? {
-            Some(change) => change,
-            None => {
-                let back = self.rejoin(&mirror).await?;
-                self.back.lock().expect("presence poisoned").extend(back);
-                self.change_once(&field, applied, &route, &listing)
-                    .await?
-                    .ok_or_else(|| {
-                        BusError::Unreachable(
-                            "the presence directory forgot this node again".into(),
-                        )
-                    })?
-            }
-        };
-        mirror.apply(&field, applied);
-        if !route.is_empty() {
-            mirror.apply(&route, applied);
-        }
-        Ok(change)
+        let (answer, answered) = oneshot::channel();
+        self.changes
+            .send(Queued { who, delta, answer })
+            .map_err(|_| BusError::Unreachable("the presence directory has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| BusError::Unreachable("the presence directory has stopped".into()))?
     }
 
     async fn agents_present(&self, account_id: AccountId) -> Result<Vec<(AgentId, u64)>, BusError> {
         let (fields, counts): (Vec<String>, Vec<i64>) = within(
             sqlx::query_as("SELECT fields, counts FROM presence_agents($1, presence_now())")
                 .bind(agents_of(account_id))
-                .fetch_one(&self.pool),
+                .fetch_one(&self.directory.pool),
         )
         .await?;
         Ok(agents_listed(fields, counts))
@@ -218,38 +319,38 @@ impl PresenceDirectory for PostgresPresence {
         let total: i64 = within(
             sqlx::query_scalar("SELECT presence_total($1, presence_now())")
                 .bind(contact_field(account_id, contact_id))
-                .fetch_one(&self.pool),
+                .fetch_one(&self.directory.pool),
         )
         .await?;
         Ok(total.max(0) as u64)
     }
 
     async fn sweep(&self) -> Result<Swept, BusError> {
-        let mirror = self.mirror.lock().await;
-        let mut back = std::mem::take(&mut *self.back.lock().expect("presence poisoned"));
-        let gone = match self.sweep_once(false).await? {
+        let mirror = self.directory.mirror.lock().await;
+        let mut back = std::mem::take(&mut *self.directory.back.lock().expect("presence poisoned"));
+        let gone = match self.directory.sweep_once(false).await? {
             Some(gone) => gone,
             None => {
-                back.extend(self.rejoin(&mirror).await?);
-                self.sweep_once(false).await?.unwrap_or_default()
+                back.extend(self.directory.rejoin(&mirror).await?);
+                self.directory.sweep_once(false).await?.unwrap_or_default()
             }
         };
         Ok(Swept { gone, back })
     }
 
     async fn leave(&self) -> Result<Vec<Present>, BusError> {
-        let mut mirror = self.mirror.lock().await;
-        let gone = self.sweep_once(true).await?.unwrap_or_default();
+        let mut mirror = self.directory.mirror.lock().await;
+        let gone = self.directory.sweep_once(true).await?.unwrap_or_default();
         mirror.counts.clear();
         Ok(gone)
     }
 
     fn window(&self) -> Duration {
-        self.window
+        self.directory.window
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        within(sqlx::query("SELECT 1").execute(&self.pool))
+        within(sqlx::query("SELECT 1").execute(&self.directory.pool))
             .await
             .map(|_| ())
     }
