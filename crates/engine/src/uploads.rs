@@ -62,14 +62,15 @@ impl Engine {
         if upload.expires_at <= self.clock().now_ms() {
             return Err(UploadRefusal::Expired.into());
         }
-        let receiving = UploadRecord {
-            stage: UploadStage::Receiving,
-            ..upload.clone()
-        };
         if upload.stage != UploadStage::Waiting
             || !self
                 .store()
-                .advance_upload(&hash, &UploadStage::Waiting, &receiving)
+                .advance_upload(
+                    &hash,
+                    &UploadStage::Waiting,
+                    &UploadStage::Receiving,
+                    upload.expires_at,
+                )
                 .await?
         {
             return Err(UploadRefusal::Used.into());
@@ -85,22 +86,18 @@ impl Engine {
         attachment: Option<Attachment>,
     ) -> Result<(), EngineError> {
         let hash = hash_secret(token);
-        let Some(upload) = self.store().upload(&hash).await? else {
-            return Ok(());
-        };
-        let next = match attachment {
-            Some(attachment) => UploadRecord {
-                expires_at: self.clock().now_ms() + UPLOAD_TTL_MS,
-                stage: UploadStage::Received(attachment),
-                ..upload
-            },
-            None => UploadRecord {
-                stage: UploadStage::Waiting,
-                ..upload
+        let (next, expires_at) = match attachment {
+            Some(attachment) => (
+                UploadStage::Received(attachment),
+                self.clock().now_ms() + UPLOAD_TTL_MS,
+            ),
+            None => match self.store().upload(&hash).await? {
+                Some(upload) => (UploadStage::Waiting, upload.expires_at),
+                None => return Ok(()),
             },
         };
         self.store()
-            .advance_upload(&hash, &UploadStage::Receiving, &next)
+            .advance_upload(&hash, &UploadStage::Receiving, &next, expires_at)
             .await?;
         Ok(())
     }
@@ -122,7 +119,7 @@ impl Engine {
             .filter(|upload| upload.expires_at > self.clock().now_ms())
             .filter(|upload| upload.stage != UploadStage::Finished)
             .ok_or(UploadRefusal::NotFound)?;
-        let UploadStage::Received(attachment) = upload.stage.clone() else {
+        let UploadStage::Received(attachment) = &upload.stage else {
             return Err(UploadRefusal::NotReceived.into());
         };
         let message = self
@@ -133,12 +130,13 @@ impl Engine {
                 Some(token.to_string()),
             )
             .await?;
-        let finished = UploadRecord {
-            stage: UploadStage::Finished,
-            ..upload
-        };
         self.store()
-            .advance_upload(&hash, &UploadStage::Received(attachment), &finished)
+            .advance_upload(
+                &hash,
+                &upload.stage,
+                &UploadStage::Finished,
+                upload.expires_at,
+            )
             .await?;
         Ok(message)
     }

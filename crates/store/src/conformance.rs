@@ -1394,13 +1394,11 @@ pub async fn uploads_move_on_one_stage_at_a_time_and_expire(store: &Arc<dyn Stor
     assert!(store.put_upload("up-1", &waiting, NOW).await.is_err());
 
     // Two claims at once: one moves it on.
-    let receiving = UploadRecord {
-        stage: UploadStage::Receiving,
-        ..waiting.clone()
-    };
+    let (waiting_stage, receiving) = (UploadStage::Waiting, UploadStage::Receiving);
+    let until = waiting.expires_at;
     let (first, second) = tokio::join!(
-        store.advance_upload("up-1", &UploadStage::Waiting, &receiving),
-        store.advance_upload("up-1", &UploadStage::Waiting, &receiving)
+        store.advance_upload("up-1", &waiting_stage, &receiving, until),
+        store.advance_upload("up-1", &waiting_stage, &receiving, until)
     );
     assert_eq!(
         [first.unwrap(), second.unwrap()]
@@ -1411,11 +1409,11 @@ pub async fn uploads_move_on_one_stage_at_a_time_and_expire(store: &Arc<dyn Stor
     );
     // Not from a stage it is not at.
     assert!(!store
-        .advance_upload("up-1", &UploadStage::Waiting, &waiting)
+        .advance_upload("up-1", &waiting_stage, &waiting_stage, until)
         .await
         .unwrap());
     assert!(!store
-        .advance_upload("up-unknown", &UploadStage::Waiting, &receiving)
+        .advance_upload("up-unknown", &waiting_stage, &receiving, until)
         .await
         .unwrap());
 
@@ -1432,7 +1430,7 @@ pub async fn uploads_move_on_one_stage_at_a_time_and_expire(store: &Arc<dyn Stor
         ..waiting.clone()
     };
     assert!(store
-        .advance_upload("up-1", &UploadStage::Receiving, &received)
+        .advance_upload("up-1", &receiving, &received.stage, received.expires_at)
         .await
         .unwrap());
     assert_eq!(store.upload("up-1").await.unwrap(), Some(received.clone()));

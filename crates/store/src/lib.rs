@@ -191,6 +191,16 @@ impl UploadStage {
             UploadStage::Finished => "finished",
         }
     }
+
+    /// The received file's attachment as both backends store it (JSON), at that stage only.
+    pub(crate) fn attachment_json(&self) -> Option<String> {
+        match self {
+            UploadStage::Received(attachment) => {
+                Some(serde_json::to_string(attachment).expect("an attachment serialises"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// An upload read back: owner, conversation_id, stage, attachment, expires_at.
@@ -211,12 +221,7 @@ impl UploadColumns {
             owner: serde_json::to_string(&upload.owner).expect("a principal serialises"),
             conversation_id: upload.conversation_id.0,
             stage: upload.stage.name(),
-            attachment: match &upload.stage {
-                UploadStage::Received(attachment) => {
-                    Some(serde_json::to_string(attachment).expect("an attachment serialises"))
-                }
-                _ => None,
-            },
+            attachment: upload.stage.attachment_json(),
             expires_at: upload.expires_at,
         }
     }
@@ -624,13 +629,14 @@ pub trait Store: Send + Sync + 'static {
     /// The upload kept under `token_hash`, expired or not, until it is dropped.
     async fn upload(&self, token_hash: &str) -> StoreResult<Option<UploadRecord>>;
 
-    /// Replaces the upload under `token_hash` with `upload` if it is still at the stage `from`
-    /// names (an attachment is not compared); whether it was. Of two nodes moving one upload
-    /// on from the same stage at once, one does.
+    /// Moves the upload under `token_hash` to stage `to`, valid until `expires_at`, if it is
+    /// still at the stage `from` names (an attachment is not compared); whether it was. Of two
+    /// nodes moving one upload on from the same stage at once, one does.
     async fn advance_upload(
         &self,
         token_hash: &str,
         from: &UploadStage,
-        upload: &UploadRecord,
+        to: &UploadStage,
+        expires_at: UnixMillis,
     ) -> StoreResult<bool>;
 }

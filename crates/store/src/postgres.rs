@@ -207,21 +207,50 @@ CREATE TABLE uploads (
 CREATE INDEX uploads_expiry ON uploads (expires_at);
 "#,
     PRESENCE_MIGRATION,
-    // Presence is rebuilt by the nodes whenever it is lost (each rejoins with what it holds),
-    // so it is not worth a WAL record and a flush per connection opened or closed.
-    // The helpers the presence functions call each time, as PL/pgSQL: it keeps their plans
-    // for the session, where SQL functions of more than one expression are planned per call.
-    r#"
-ALTER TABLE presence_nodes SET UNLOGGED;
-ALTER TABLE presence_counts SET UNLOGGED;
+];
 
-CREATE OR REPLACE FUNCTION presence_lock(scope TEXT) RETURNS VOID LANGUAGE plpgsql AS $$
+/// The presence directory's tables and functions (`PostgresPresence`). Each function is one
+/// transaction that serialises what it must, as the Redis directory's scripts do: a batch of
+/// changes holds its node's row and then its scopes' advisory locks (an account's agents, or
+/// one contact) in order; sweeps and rejoins hold one advisory lock among themselves, then the
+/// node rows they change, then their scopes in order. Time is PostgreSQL's, so the nodes'
+/// clocks need not agree. The tables are unlogged: presence is rebuilt by the nodes whenever it
+/// is lost (each rejoins with what it holds), so it is not worth a WAL record and a flush per
+/// connection opened or closed.
+const PRESENCE_MIGRATION: &str = r#"
+CREATE UNLOGGED TABLE presence_nodes (node TEXT PRIMARY KEY, alive_until BIGINT NOT NULL);
+CREATE UNLOGGED TABLE presence_counts (
+    node TEXT NOT NULL,
+    field TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (node, field)
+);
+CREATE INDEX presence_counts_scope ON presence_counts (scope);
+CREATE INDEX presence_counts_field ON presence_counts (field);
+
+CREATE FUNCTION presence_now() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT
+$$;
+
+-- What a change of a field serialises on: an account's agents ('a:ACCOUNT:'), or a contact
+-- ('c:ACCOUNT:CONTACT', its routes included).
+CREATE FUNCTION presence_scope(f TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE left(f, 2)
+        WHEN 'a:' THEN 'a:' || split_part(f, ':', 2) || ':'
+        WHEN 'r:' THEN 'c:' || split_part(f, ':', 2) || ':' || split_part(f, ':', 3)
+        ELSE f END
+$$;
+
+-- The rest are PL/pgSQL, which keeps their plans for the session (SQL functions of more than
+-- one expression are planned on every call).
+CREATE FUNCTION presence_lock(scope TEXT) RETURNS VOID LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(scope, 0));
 END
 $$;
 
-CREATE OR REPLACE FUNCTION presence_total(f TEXT, now_ms BIGINT) RETURNS BIGINT
+CREATE FUNCTION presence_total(f TEXT, now_ms BIGINT) RETURNS BIGINT
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN (SELECT COALESCE(SUM(c.count), 0)::BIGINT FROM presence_counts c
@@ -230,7 +259,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION presence_bump(me TEXT, f TEXT, delta BIGINT) RETURNS VOID
+CREATE FUNCTION presence_bump(me TEXT, f TEXT, delta BIGINT) RETURNS VOID
 LANGUAGE plpgsql AS $$
 DECLARE
     counted BIGINT;
@@ -245,7 +274,8 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION presence_agents(listing TEXT, now_ms BIGINT, OUT fields TEXT[], OUT counts BIGINT[])
+-- The agents of the listing's account present on live nodes: their fields and counts.
+CREATE FUNCTION presence_agents(listing TEXT, now_ms BIGINT, OUT fields TEXT[], OUT counts BIGINT[])
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     SELECT COALESCE(array_agg(present.field ORDER BY present.field), '{}'),
@@ -259,12 +289,11 @@ BEGIN
     ) present;
 END
 $$;
-"#,
-    // A node's queued presence changes in one call.
-    r#"
--- Several changes of node `me` in one transaction, each as `presence_change` would make it, in
--- order: one row each (`n` from 0); no rows when `me` was forgotten and must rejoin first.
--- Their scopes are locked first, in order, so batches from several nodes cannot deadlock.
+
+-- Counts changes of node `me`, in order, each `deltas[i]` of field `fs[i]` (and its route):
+-- one row each (`n` from 0) with the field's count before and after it and, for an agent, the
+-- account's agents present; no rows when `me` was forgotten and must rejoin first. Their
+-- scopes are locked first, in order, so batches from several nodes cannot deadlock.
 CREATE FUNCTION presence_changes(
     me TEXT, window_ms BIGINT, fs TEXT[], deltas BIGINT[], routes TEXT[], listings TEXT[]
 ) RETURNS TABLE (n INT, before_count BIGINT, after_count BIGINT, agent_fields TEXT[], agent_counts BIGINT[])
@@ -303,97 +332,6 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     UPDATE presence_nodes SET alive_until = now_ms + window_ms WHERE node = me;
-END
-$$;
-"#,
-];
-
-/// The presence directory's tables and functions (`PostgresPresence`). Each function is one
-/// transaction that serialises what it must, as the Redis directory's scripts do: a change
-/// holds its node's row and then its scope's advisory lock (an account's agents, or one
-/// contact); sweeps and rejoins hold one advisory lock among themselves, then the node rows
-/// they change, then their scopes in order. Time is PostgreSQL's, so the nodes' clocks need not
-/// agree.
-const PRESENCE_MIGRATION: &str = r#"
-CREATE TABLE presence_nodes (node TEXT PRIMARY KEY, alive_until BIGINT NOT NULL);
-CREATE TABLE presence_counts (
-    node TEXT NOT NULL,
-    field TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    count BIGINT NOT NULL,
-    PRIMARY KEY (node, field)
-);
-CREATE INDEX presence_counts_scope ON presence_counts (scope);
-CREATE INDEX presence_counts_field ON presence_counts (field);
-
-CREATE FUNCTION presence_now() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
-    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT
-$$;
-
--- What a change of a field serialises on: an account's agents ('a:ACCOUNT:'), or a contact
--- ('c:ACCOUNT:CONTACT', its routes included).
-CREATE FUNCTION presence_scope(f TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE left(f, 2)
-        WHEN 'a:' THEN 'a:' || split_part(f, ':', 2) || ':'
-        WHEN 'r:' THEN 'c:' || split_part(f, ':', 2) || ':' || split_part(f, ':', 3)
-        ELSE f END
-$$;
-
-CREATE FUNCTION presence_lock(scope TEXT) RETURNS VOID LANGUAGE sql AS $$
-    SELECT pg_advisory_xact_lock(hashtextextended(scope, 0))
-$$;
-
-CREATE FUNCTION presence_total(f TEXT, now_ms BIGINT) RETURNS BIGINT LANGUAGE sql STABLE AS $$
-    SELECT COALESCE(SUM(c.count), 0)::BIGINT FROM presence_counts c
-    JOIN presence_nodes n ON n.node = c.node
-    WHERE c.field = f AND n.alive_until >= now_ms
-$$;
-
-CREATE FUNCTION presence_bump(me TEXT, f TEXT, delta BIGINT) RETURNS VOID LANGUAGE sql AS $$
-    INSERT INTO presence_counts (node, field, scope, count) VALUES (me, f, presence_scope(f), delta)
-    ON CONFLICT (node, field) DO UPDATE SET count = presence_counts.count + EXCLUDED.count;
-    DELETE FROM presence_counts WHERE node = me AND field = f AND count <= 0;
-$$;
-
--- The agents of the listing's account present on live nodes: their fields and counts.
-CREATE FUNCTION presence_agents(listing TEXT, now_ms BIGINT, OUT fields TEXT[], OUT counts BIGINT[])
-LANGUAGE sql STABLE AS $$
-    SELECT COALESCE(array_agg(field ORDER BY field), '{}'), COALESCE(array_agg(total ORDER BY field), '{}')
-    FROM (
-        SELECT c.field, SUM(c.count)::BIGINT AS total FROM presence_counts c
-        JOIN presence_nodes n ON n.node = c.node
-        WHERE c.scope = listing AND n.alive_until >= now_ms
-        GROUP BY c.field HAVING SUM(c.count) > 0
-    ) present
-$$;
-
--- Counts `delta` of field `f` (and its route) for node `me`; NULL counts when `me` was
--- forgotten and must rejoin first.
-CREATE FUNCTION presence_change(
-    me TEXT, window_ms BIGINT, f TEXT, delta BIGINT, route TEXT, listing TEXT,
-    OUT before_count BIGINT, OUT after_count BIGINT, OUT agent_fields TEXT[], OUT agent_counts BIGINT[]
-) LANGUAGE plpgsql AS $$
-DECLARE
-    now_ms BIGINT := presence_now();
-    until_ms BIGINT;
-BEGIN
-    SELECT alive_until INTO until_ms FROM presence_nodes WHERE node = me FOR UPDATE;
-    IF until_ms IS NULL OR until_ms < now_ms THEN
-        RETURN;
-    END IF;
-    PERFORM presence_lock(presence_scope(f));
-    before_count := presence_total(f, now_ms);
-    IF delta <> 0 THEN
-        PERFORM presence_bump(me, f, delta);
-        IF route <> '' THEN
-            PERFORM presence_bump(me, route, delta);
-        END IF;
-    END IF;
-    after_count := presence_total(f, now_ms);
-    UPDATE presence_nodes SET alive_until = now_ms + window_ms WHERE node = me;
-    IF listing <> '' THEN
-        SELECT a.fields, a.counts INTO agent_fields, agent_counts FROM presence_agents(listing, now_ms) a;
-    END IF;
 END
 $$;
 
@@ -1900,20 +1838,18 @@ impl Store for PostgresStore {
         &self,
         token_hash: &str,
         from: &UploadStage,
-        upload: &UploadRecord,
+        to: &UploadStage,
+        expires_at: UnixMillis,
     ) -> StoreResult<bool> {
-        let columns = UploadColumns::of(upload);
         let changed = sqlx::query(
-            "UPDATE uploads SET owner = $3, conversation_id = $4, stage = $5, \
-             attachment = $6, expires_at = $7 WHERE token_hash = $1 AND stage = $2",
+            "UPDATE uploads SET stage = $3, attachment = $4, expires_at = $5 \
+             WHERE token_hash = $1 AND stage = $2",
         )
         .bind(token_hash)
         .bind(from.name())
-        .bind(columns.owner)
-        .bind(columns.conversation_id)
-        .bind(columns.stage)
-        .bind(columns.attachment)
-        .bind(columns.expires_at)
+        .bind(to.name())
+        .bind(to.attachment_json())
+        .bind(expires_at)
         .execute(&self.pool)
         .await
         .map_err(from_pg)?;

@@ -1608,29 +1608,23 @@ impl Store for SqliteStore {
         &self,
         token_hash: &str,
         from: &UploadStage,
-        upload: &UploadRecord,
+        to: &UploadStage,
+        expires_at: UnixMillis,
     ) -> StoreResult<bool> {
-        let (token_hash, from, columns) = (
+        let (token_hash, from, stage, attachment) = (
             token_hash.to_string(),
             from.name(),
-            UploadColumns::of(upload),
+            to.name(),
+            to.attachment_json(),
         );
         self.write(move |connection| {
             let changed = connection
                 .prepare_cached(
-                    "UPDATE uploads SET owner = ?3, conversation_id = ?4, stage = ?5, \
-                     attachment = ?6, expires_at = ?7 WHERE token_hash = ?1 AND stage = ?2",
+                    "UPDATE uploads SET stage = ?3, attachment = ?4, expires_at = ?5 \
+                     WHERE token_hash = ?1 AND stage = ?2",
                 )
                 .and_then(|mut statement| {
-                    statement.execute(params![
-                        token_hash,
-                        from,
-                        columns.owner,
-                        columns.conversation_id,
-                        columns.stage,
-                        columns.attachment,
-                        columns.expires_at
-                    ])
+                    statement.execute(params![token_hash, from, stage, attachment, expires_at])
                 })
                 .map_err(from_sqlite)?;
             Ok(changed == 1)
