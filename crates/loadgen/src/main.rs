@@ -113,10 +113,13 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-    /// Sweeps fan-out and idle memory and writes the plots (SVG) and figures (JSON).
+    /// Sweeps fan-out, chat and idle memory and writes the figures (JSON) and plots (SVG).
     Report {
         #[arg(long, default_value = "docs/bench")]
         out: std::path::PathBuf,
+        /// Draw the plots again from the figures already in `<out>/report.json`; measure nothing.
+        #[arg(long)]
+        replot: bool,
     },
     /// The bare tokio broadcast server used as a baseline (run by `fanout`).
     BaselineServer {
@@ -385,15 +388,19 @@ async fn main() {
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::BaselineServer { listen } => baseline::serve(&listen).await,
-        Scenario::Report { out } => {
-            report::run(&out).await;
-            println!(
-                "wrote {}, {}, {} and {}",
-                out.join("fanout-p99.svg").display(),
-                out.join("fanout-throughput.svg").display(),
-                out.join("idle-memory.svg").display(),
-                out.join("report.json").display()
-            );
+        Scenario::Report { out, replot } => {
+            if replot {
+                if let Err(message) = report::replot(&out) {
+                    eprintln!("{message}");
+                    std::process::exit(1);
+                }
+            } else {
+                report::run(&out).await;
+                println!("wrote {}", out.join("report.json").display());
+            }
+            for plot in report::PLOTS {
+                println!("wrote {}", out.join(plot).display());
+            }
         }
         Scenario::Churn {
             watchers,

@@ -1,11 +1,91 @@
-//! Minimal SVG line charts for the benchmark report: axes from zero, ticks, one polyline and
-//! legend entry per series. No dependency; the files open in any browser.
+//! Minimal SVG line charts for the benchmark report: linear axes from zero or logarithmic ones
+//! by powers of ten, ticks, one polyline and legend entry per series. No dependency; the files
+//! open in any browser.
 
 use std::fmt::Write;
 
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+}
+
+/// One axis of a chart: its label, and whether it is logarithmic (for figures spanning several
+/// powers of ten, such as a latency from 1 ms to 1 s, or loads from 2,000 to 2,000,000 a second).
+pub struct Axis<'a> {
+    pub label: &'a str,
+    pub log: bool,
+}
+
+impl<'a> Axis<'a> {
+    pub fn linear(label: &'a str) -> Axis<'a> {
+        Axis { label, log: false }
+    }
+
+    pub fn log(label: &'a str) -> Axis<'a> {
+        Axis { label, log: true }
+    }
+}
+
+/// Where an axis's values fall: `position` maps a value to 0..=1 along the axis, `ticks` are the
+/// values labelled.
+struct Scale {
+    log: bool,
+    low: f64,
+    high: f64,
+}
+
+impl Scale {
+    /// A linear scale from zero to a nice ceiling over `values`, or a logarithmic one over the
+    /// powers of ten around its positive values.
+    fn over(values: impl Iterator<Item = f64> + Clone, log: bool) -> Scale {
+        if !log {
+            let high = nice_ceiling(values.fold(0.0, f64::max));
+            return Scale {
+                log,
+                low: 0.0,
+                high,
+            };
+        }
+        let positive = values.filter(|value| *value > 0.0);
+        let min = positive.clone().fold(f64::MAX, f64::min);
+        let max = positive.fold(0.0, f64::max);
+        if max == 0.0 {
+            return Scale {
+                log,
+                low: 1.0,
+                high: 10.0,
+            };
+        }
+        let low = 10f64.powf(min.log10().floor());
+        let high = 10f64.powf(max.log10().ceil()).max(low * 10.0);
+        Scale { log, low, high }
+    }
+
+    /// Whether `value` can be drawn (a logarithmic axis has no place for zero or less).
+    fn shows(&self, value: f64) -> bool {
+        !self.log || value > 0.0
+    }
+
+    fn position(&self, value: f64) -> f64 {
+        match self.log {
+            true => (value.log10() - self.low.log10()) / (self.high.log10() - self.low.log10()),
+            false => value / self.high,
+        }
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        match self.log {
+            true => {
+                let (from, to) = (self.low.log10().round(), self.high.log10().round());
+                (from as i32..=to as i32)
+                    .map(|power| 10f64.powi(power))
+                    .collect()
+            }
+            false => (0..=5)
+                .map(|tick| f64::from(tick) / 5.0 * self.high)
+                .collect(),
+        }
+    }
 }
 
 const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
@@ -23,16 +103,17 @@ fn nice_ceiling(max: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
+pub fn line_chart(title: &str, x_axis: Axis, y_axis: Axis, series: &[Series]) -> String {
     let (width, height) = (720.0, 420.0);
     let (left, right, top, bottom) = (80.0, 180.0, 50.0, 60.0);
     let plot_width = width - left - right;
     let plot_height = height - top - bottom;
     let all = series.iter().flat_map(|s| s.points.iter());
-    let x_max = nice_ceiling(all.clone().map(|p| p.0).fold(0.0, f64::max));
-    let y_max = nice_ceiling(all.map(|p| p.1).fold(0.0, f64::max));
-    let x_of = |x: f64| left + x / x_max * plot_width;
-    let y_of = |y: f64| top + plot_height - y / y_max * plot_height;
+    let x_scale = Scale::over(all.clone().map(|p| p.0), x_axis.log);
+    let y_scale = Scale::over(all.map(|p| p.1), y_axis.log);
+    let x_of = |x: f64| left + x_scale.position(x) * plot_width;
+    let y_of = |y: f64| top + plot_height - y_scale.position(y) * plot_height;
+    let (x_label, y_label) = (x_axis.label, y_axis.label);
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -47,25 +128,24 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
         r#"<text x="{}" y="25" font-size="15" text-anchor="middle">{title}</text>"#,
         left + plot_width / 2.0
     );
-    for tick in 0..=5 {
-        let fraction = f64::from(tick) / 5.0;
-        let (x, y) = (
-            left + fraction * plot_width,
-            top + plot_height - fraction * plot_height,
-        );
+    for tick in y_scale.ticks() {
+        let y = y_of(tick);
         let _ = write!(
             svg,
             r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
             left + plot_width,
             left - 6.0,
             y + 4.0,
-            format_number(fraction * y_max)
+            format_number(tick)
         );
+    }
+    for tick in x_scale.ticks() {
         let _ = write!(
             svg,
-            r#"<text x="{x}" y="{}" text-anchor="middle">{}</text>"#,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            x_of(tick),
             top + plot_height + 18.0,
-            format_number(fraction * x_max)
+            format_number(tick)
         );
     }
     let _ = write!(
@@ -90,8 +170,13 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     );
     for (index, line) in series.iter().enumerate() {
         let colour = COLOURS[index % COLOURS.len()];
-        let points: Vec<String> = line
+        let shown: Vec<(f64, f64)> = line
             .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x_scale.shows(*x) && y_scale.shows(*y))
+            .collect();
+        let points: Vec<String> = shown
             .iter()
             .map(|(x, y)| format!("{:.1},{:.1}", x_of(*x), y_of(*y)))
             .collect();
@@ -100,7 +185,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
             r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
             points.join(" ")
         );
-        for (x, y) in &line.points {
+        for (x, y) in &shown {
             let _ = write!(
                 svg,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
@@ -135,8 +220,10 @@ fn format_number(value: f64) -> String {
         scaled(value / 1000.0, "k")
     } else if value >= 10.0 || value == 0.0 {
         format!("{value:.0}")
-    } else {
+    } else if value >= 0.1 {
         format!("{value:.1}")
+    } else {
+        format!("{value}")
     }
 }
 
@@ -155,8 +242,8 @@ mod tests {
         assert_eq!(format_number(2.5), "2.5");
         let svg = line_chart(
             "t",
-            "x",
-            "y",
+            Axis::linear("x"),
+            Axis::linear("y"),
             &[
                 Series {
                     name: "a".into(),
@@ -171,5 +258,30 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains(">a</text>") && svg.contains(">b</text>"));
+    }
+
+    #[test]
+    fn a_logarithmic_axis_spans_the_powers_of_ten_around_its_values() {
+        let scale = Scale::over([0.0, 1.5, 85.0].into_iter(), true);
+        assert_eq!((scale.low, scale.high), (1.0, 100.0));
+        assert_eq!(scale.ticks(), vec![1.0, 10.0, 100.0]);
+        assert_eq!(scale.position(10.0), 0.5);
+        assert!(!scale.shows(0.0) && scale.shows(0.2));
+        // Values within one power of ten still get a decade to lie in.
+        let narrow = Scale::over([2.0, 3.0].into_iter(), true);
+        assert_eq!((narrow.low, narrow.high), (1.0, 10.0));
+        assert_eq!(format_number(0.01), "0.01");
+        // A point at zero is left off a logarithmic chart rather than drawn at minus infinity.
+        let svg = line_chart(
+            "t",
+            Axis::log("x"),
+            Axis::log("y"),
+            &[Series {
+                name: "a".into(),
+                points: vec![(1_000.0, 0.0), (2_000.0, 1.5), (20_000.0, 40.0)],
+            }],
+        );
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
     }
 }
