@@ -14,15 +14,33 @@ pub struct Series {
 pub struct Axis<'a> {
     pub label: &'a str,
     pub log: bool,
+    /// A value marked across the plot with a dashed line and its own label (a target or a
+    /// bound, such as a p99 of 5 ms).
+    pub mark: Option<(f64, &'a str)>,
 }
 
 impl<'a> Axis<'a> {
     pub fn linear(label: &'a str) -> Axis<'a> {
-        Axis { label, log: false }
+        Axis {
+            label,
+            log: false,
+            mark: None,
+        }
     }
 
     pub fn log(label: &'a str) -> Axis<'a> {
-        Axis { label, log: true }
+        Axis {
+            label,
+            log: true,
+            mark: None,
+        }
+    }
+
+    pub fn marked(self, value: f64, label: &'a str) -> Axis<'a> {
+        Axis {
+            mark: Some((value, label)),
+            ..self
+        }
     }
 }
 
@@ -108,9 +126,12 @@ pub fn line_chart(title: &str, x_axis: Axis, y_axis: Axis, series: &[Series]) ->
     let (left, right, top, bottom) = (80.0, 180.0, 50.0, 60.0);
     let plot_width = width - left - right;
     let plot_height = height - top - bottom;
+    // A mark widens its axis as a point would, so it is always inside the plot.
     let all = series.iter().flat_map(|s| s.points.iter());
-    let x_scale = Scale::over(all.clone().map(|p| p.0), x_axis.log);
-    let y_scale = Scale::over(all.map(|p| p.1), y_axis.log);
+    let x_values = all.clone().map(|p| p.0).chain(x_axis.mark.map(|m| m.0));
+    let y_values = all.map(|p| p.1).chain(y_axis.mark.map(|m| m.0));
+    let x_scale = Scale::over(x_values, x_axis.log);
+    let y_scale = Scale::over(y_values, y_axis.log);
     let x_of = |x: f64| left + x_scale.position(x) * plot_width;
     let y_of = |y: f64| top + plot_height - y_scale.position(y) * plot_height;
     let (x_label, y_label) = (x_axis.label, y_axis.label);
@@ -168,6 +189,26 @@ pub fn line_chart(title: &str, x_axis: Axis, y_axis: Axis, series: &[Series]) ->
         top + plot_height / 2.0,
         top + plot_height / 2.0
     );
+    if let Some((value, label)) = x_axis.mark.filter(|mark| x_scale.shows(mark.0)) {
+        let x = x_of(value);
+        let _ = write!(
+            svg,
+            r##"<line x1="{x}" y1="{top}" x2="{x}" y2="{}" stroke="#555" stroke-dasharray="6 4"/><text x="{}" y="{}" fill="#555">{label}</text>"##,
+            top + plot_height,
+            x + 4.0,
+            top + 12.0
+        );
+    }
+    if let Some((value, label)) = y_axis.mark.filter(|mark| y_scale.shows(mark.0)) {
+        let y = y_of(value);
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#555" stroke-dasharray="6 4"/><text x="{}" y="{}" fill="#555">{label}</text>"##,
+            left + plot_width,
+            left + 4.0,
+            y - 4.0
+        );
+    }
     for (index, line) in series.iter().enumerate() {
         let colour = COLOURS[index % COLOURS.len()];
         let shown: Vec<(f64, f64)> = line
@@ -283,5 +324,23 @@ mod tests {
         );
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
+    }
+
+    #[test]
+    fn a_mark_is_drawn_across_the_plot_and_widens_its_axis() {
+        let points = vec![(1.0, 1.0), (2.0, 2.0)];
+        let svg = line_chart(
+            "t",
+            Axis::linear("x"),
+            Axis::log("y").marked(200.0, "bound 200 ms"),
+            &[Series {
+                name: "a".into(),
+                points,
+            }],
+        );
+        assert_eq!(svg.matches("stroke-dasharray").count(), 1);
+        assert!(svg.contains(">bound 200 ms</text>"));
+        // The axis reaches the mark (ticks 1, 10, 100, 1k), not only the points' 2.
+        assert!(svg.contains(">1k</text>"));
     }
 }

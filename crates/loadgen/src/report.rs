@@ -126,10 +126,20 @@ fn plot_sweep(
     };
     // Both axes span several powers of ten (a load from thousands to millions a second, a p99
     // from a millisecond to a second), so both are logarithmic.
+    let bound = sweep["p99BoundMs"].as_f64().map(|bound| {
+        (
+            bound,
+            format!("the sweep's bound, p99 {}", format_ms(bound)),
+        )
+    });
+    let mut p99_axis = Axis::log("p99 latency (ms)");
+    if let Some((bound, label)) = &bound {
+        p99_axis = p99_axis.marked(*bound, label);
+    }
     let p99_svg = line_chart(
         &format!("{title}: p99 latency against load"),
         Axis::log(offered_label),
-        Axis::log("p99 latency (ms)"),
+        p99_axis,
         &series("p99Ms"),
     );
     std::fs::write(out.join(format!("{file}-p99.svg")), p99_svg).unwrap();
@@ -140,4 +150,12 @@ fn plot_sweep(
         &series(achieved.0),
     );
     std::fs::write(out.join(format!("{file}-throughput.svg")), throughput_svg).unwrap();
+}
+
+/// `5 ms`, `200 ms`, `1.5 ms`.
+fn format_ms(ms: f64) -> String {
+    match ms.fract() == 0.0 {
+        true => format!("{ms:.0} ms"),
+        false => format!("{ms} ms"),
+    }
 }
