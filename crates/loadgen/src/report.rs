@@ -124,14 +124,12 @@ fn plot_sweep(
                 .collect(),
         })
     };
-    // Both axes span several powers of ten (a load from thousands to millions a second, a p99
-    // from a millisecond to a second), so both are logarithmic.
-    let bound = sweep["p99BoundMs"].as_f64().map(|bound| {
-        (
-            bound,
-            format!("the sweep's bound, p99 {}", format_ms(bound)),
-        )
-    });
+    // The p99 plot marks the bound the sweep judged "sustained" by. Both axes of both plots span
+    // several powers of ten (a load from thousands to millions a second, a p99 from a
+    // millisecond to a second), so both are logarithmic. (`f64`'s `Display` writes 5.0 as 5.)
+    let bound = sweep["p99BoundMs"]
+        .as_f64()
+        .map(|bound| (bound, format!("the sweep's bound, p99 {bound} ms")));
     let mut p99_axis = Axis::log("p99 latency (ms)");
     if let Some((bound, label)) = &bound {
         p99_axis = p99_axis.marked(*bound, label);
@@ -150,12 +148,4 @@ fn plot_sweep(
         &series(achieved.0),
     );
     std::fs::write(out.join(format!("{file}-throughput.svg")), throughput_svg).unwrap();
-}
-
-/// `5 ms`, `200 ms`, `1.5 ms`.
-fn format_ms(ms: f64) -> String {
-    match ms.fract() == 0.0 {
-        true => format!("{ms:.0} ms"),
-        false => format!("{ms} ms"),
-    }
 }
