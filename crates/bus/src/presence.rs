@@ -180,6 +180,15 @@ pub struct Mirror {
 }
 
 impl Mirror {
+    /// The route fields among the counts (for [`principals`]).
+    pub fn routes(&self) -> Vec<String> {
+        self.counts
+            .keys()
+            .filter(|field| field.starts_with("r:"))
+            .cloned()
+            .collect()
+    }
+
     /// Applies a change; the delta actually applied (a count never goes below zero).
     pub fn apply(&mut self, field: &str, delta: i64) -> i64 {
         let count = self.counts.entry(field.to_string()).or_insert(0);
@@ -189,6 +198,89 @@ impl Mirror {
             self.counts.remove(field);
         }
         applied
+    }
+}
+
+/// Turns fields a directory answered with (counted and route fields mixed) into principals.
+pub fn principals_among(found: Vec<String>) -> Vec<Present> {
+    let (routes, counted): (Vec<String>, Vec<String>) =
+        found.into_iter().partition(|field| field.starts_with("r:"));
+    principals(&counted, &routes)
+}
+
+/// A presence directory shared by several nodes in another process (Redis, PostgreSQL): the
+/// two calls [`NodeCounts`] needs to keep a node in it.
+pub trait SharedDirectory: Send + Sync {
+    /// Writes this node's counts (`mirror`) back, as it joins or after it was forgotten; the
+    /// principals that were offline until now.
+    fn rejoin(
+        &self,
+        mirror: &Mirror,
+    ) -> impl std::future::Future<Output = Result<Vec<Present>, BusError>> + Send;
+    /// One sweep, keeping this node alive (or, `leaving`, forgetting its counts too): who went
+    /// offline, or `None` when this node was forgotten and must rejoin first.
+    fn sweep_once(
+        &self,
+        leaving: bool,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<Present>>, BusError>> + Send;
+}
+
+/// What a node of a [`SharedDirectory`] keeps of its own, and the rules of joining, sweeping,
+/// rejoining and leaving, written once for every such directory: the node's counts as told
+/// (held across each call that writes, so a rejoin writes exactly what was told), and the
+/// principals found back by a rejoin within a change, told by the next sweep.
+#[derive(Default)]
+pub struct NodeCounts {
+    mirror: tokio::sync::Mutex<Mirror>,
+    back: Mutex<Vec<Present>>,
+}
+
+impl NodeCounts {
+    /// Joins with nothing; an earlier process with this node's id is replaced.
+    pub async fn join(&self, directory: &impl SharedDirectory) -> Result<(), BusError> {
+        let mirror = self.mirror.lock().await;
+        directory.rejoin(&mirror).await?;
+        Ok(())
+    }
+
+    /// The counts, held for a change: apply to them what the directory took.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, Mirror> {
+        self.mirror.lock().await
+    }
+
+    /// Rejoins when a change found this node forgotten (`mirror`: the counts the change holds);
+    /// who came back is told by the next sweep.
+    pub async fn rejoin_within_change(
+        &self,
+        directory: &impl SharedDirectory,
+        mirror: &Mirror,
+    ) -> Result<(), BusError> {
+        let back = directory.rejoin(mirror).await?;
+        self.back.lock().expect("presence poisoned").extend(back);
+        Ok(())
+    }
+
+    /// Keeps this node alive and forgets silent ones, rejoining first if this node was
+    /// forgotten itself.
+    pub async fn sweep(&self, directory: &impl SharedDirectory) -> Result<Swept, BusError> {
+        let mirror = self.mirror.lock().await;
+        let mut back = std::mem::take(&mut *self.back.lock().expect("presence poisoned"));
+        let gone = match directory.sweep_once(false).await? {
+            Some(gone) => gone,
+            None => {
+                back.extend(directory.rejoin(&mirror).await?);
+                directory.sweep_once(false).await?.unwrap_or_default()
+            }
+        };
+        Ok(Swept { gone, back })
+    }
+
+    /// Forgets this node's connections at once; who went offline with them.
+    pub async fn leave(&self, directory: &impl SharedDirectory) -> Result<Vec<Present>, BusError> {
+        let mut mirror = self.mirror.lock().await;
+        let gone = directory.sweep_once(true).await?.unwrap_or_default();
+        mirror.counts.clear();
+        Ok(gone)
     }
 }
 

@@ -6,13 +6,12 @@
 //! primary with replicas), not Redis Cluster.
 
 use crate::presence::{
-    agent_of, agents_of, contact_field, fields, principals, Mirror, PresenceChange,
-    PresenceDirectory, Present, Swept,
+    agent_of, agents_of, contact_field, fields, principals, principals_among, Mirror, NodeCounts,
+    PresenceChange, PresenceDirectory, Present, SharedDirectory, Swept,
 };
 use crate::redis_bus::split_prefix;
 use crate::BusError;
 use async_trait::async_trait;
-use std::sync::Mutex;
 use std::time::Duration;
 use switchboard_core::{AccountId, AgentId, ContactId};
 
@@ -159,10 +158,7 @@ pub struct RedisPresence {
     node: String,
     window: Duration,
     scripts: Scripts,
-    /// Held across each call that writes, so a rejoin writes exactly what was told.
-    mirror: tokio::sync::Mutex<Mirror>,
-    /// Principals found back by a rejoin within a change, told by the next sweep.
-    back: Mutex<Vec<Present>>,
+    counts: NodeCounts,
 }
 
 struct Scripts {
@@ -203,13 +199,9 @@ impl RedisPresence {
                 sweep: script(SWEEP),
                 rejoin: script(REJOIN),
             },
-            mirror: tokio::sync::Mutex::default(),
-            back: Mutex::default(),
+            counts: NodeCounts::default(),
         };
-        // Joins with nothing; an earlier process with this node id is replaced.
-        let mirror = directory.mirror.lock().await;
-        directory.rejoin(&mirror).await?;
-        drop(mirror);
+        directory.counts.join(&directory).await?;
         Ok(directory)
     }
 
@@ -232,8 +224,9 @@ impl RedisPresence {
             .map_err(failed)?
             .map_err(failed)
     }
+}
 
-    /// Writes this node's counts back; who was offline until now.
+impl SharedDirectory for RedisPresence {
     async fn rejoin(&self, mirror: &Mirror) -> Result<Vec<Present>, BusError> {
         let mut extra = Vec::with_capacity(mirror.counts.len() * 2);
         for (field, count) in &mirror.counts {
@@ -241,31 +234,19 @@ impl RedisPresence {
             extra.push(count.to_string());
         }
         let back: Vec<String> = self.run(&self.scripts.rejoin, &extra).await?;
-        Ok(principals(&back, &routes(mirror)))
+        Ok(principals(&back, &mirror.routes()))
     }
 
-    async fn sweep_once(&self, how: &str) -> Result<Option<Vec<Present>>, BusError> {
+    async fn sweep_once(&self, leaving: bool) -> Result<Option<Vec<Present>>, BusError> {
+        let how = if leaving { "leave" } else { "stay" };
         let reply: Vec<String> = self.run(&self.scripts.sweep, &[how.to_string()]).await?;
         match reply.split_first() {
             Some((status, found)) if status == "swept" => {
-                let (routes, counted): (Vec<String>, Vec<String>) = found
-                    .iter()
-                    .cloned()
-                    .partition(|field| field.starts_with("r:"));
-                Ok(Some(principals(&counted, &routes)))
+                Ok(Some(principals_among(found.to_vec())))
             }
             _ => Ok(None),
         }
     }
-}
-
-fn routes(mirror: &Mirror) -> Vec<String> {
-    mirror
-        .counts
-        .keys()
-        .filter(|field| field.starts_with("r:"))
-        .cloned()
-        .collect()
 }
 
 fn parse_count(text: &str) -> u64 {
@@ -289,7 +270,7 @@ impl PresenceDirectory for RedisPresence {
             Present::Agent { account_id, .. } => agents_of(account_id),
             Present::Contact { .. } => String::new(),
         };
-        let mut mirror = self.mirror.lock().await;
+        let mut mirror = self.counts.lock().await;
         // Never below zero on this node; applied to the mirror only once Redis has it.
         let applied = delta.max(-mirror.counts.get(&field).copied().unwrap_or(0));
         let extra = [
@@ -300,8 +281,7 @@ impl PresenceDirectory for RedisPresence {
         ];
         let mut reply: Vec<String> = self.run(&self.scripts.change, &extra).await?;
         if reply.first().is_some_and(|status| status == "rejoin") {
-            let back = self.rejoin(&mirror).await?;
-            self.back.lock().expect("presence poisoned").extend(back);
+            self.counts.rejoin_within_change(self, &mirror).await?;
             reply = self.run(&self.scripts.change, &extra).await?;
         }
         mirror.apply(&field, applied);
@@ -343,23 +323,11 @@ impl PresenceDirectory for RedisPresence {
     }
 
     async fn sweep(&self) -> Result<Swept, BusError> {
-        let mirror = self.mirror.lock().await;
-        let mut back = std::mem::take(&mut *self.back.lock().expect("presence poisoned"));
-        let gone = match self.sweep_once("stay").await? {
-            Some(gone) => gone,
-            None => {
-                back.extend(self.rejoin(&mirror).await?);
-                self.sweep_once("stay").await?.unwrap_or_default()
-            }
-        };
-        Ok(Swept { gone, back })
+        self.counts.sweep(self).await
     }
 
     async fn leave(&self) -> Result<Vec<Present>, BusError> {
-        let mut mirror = self.mirror.lock().await;
-        let gone = self.sweep_once("leave").await?.unwrap_or_default();
-        mirror.counts.clear();
-        Ok(gone)
+        self.counts.leave(self).await
     }
 
     fn window(&self) -> Duration {

@@ -11,11 +11,11 @@ use crate::StoreError;
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_bus::presence::{
-    agent_of, agents_of, contact_field, fields, principals, Mirror, PresenceChange,
-    PresenceDirectory, Present, Swept,
+    agent_of, agents_of, contact_field, fields, principals, principals_among, Mirror, NodeCounts,
+    PresenceChange, PresenceDirectory, Present, SharedDirectory, Swept,
 };
 use switchboard_bus::BusError;
 use switchboard_core::{AccountId, AgentId, ContactId};
@@ -34,10 +34,7 @@ struct Directory {
     pool: PgPool,
     node: String,
     window: Duration,
-    /// Held across each call that writes, so a rejoin writes exactly what was told.
-    mirror: tokio::sync::Mutex<Mirror>,
-    /// Principals found back by a rejoin within a change, told by the next sweep.
-    back: Mutex<Vec<Present>>,
+    counts: NodeCounts,
 }
 
 /// A change waiting for the changes task, and where its answer goes.
@@ -74,13 +71,6 @@ fn agents_listed(fields: Vec<String>, counts: Vec<i64>) -> Vec<(AgentId, u64)> {
     agents
 }
 
-/// Splits fields into the counted ones and routes, for `principals`.
-fn counted_and_routes(found: Vec<String>) -> Vec<Present> {
-    let (routes, counted): (Vec<String>, Vec<String>) =
-        found.into_iter().partition(|field| field.starts_with("r:"));
-    principals(&counted, &routes)
-}
-
 impl PostgresPresence {
     /// Connects to `url` (the store's `postgres://…`) as `node`, remembered for `window` after
     /// its last word, and applies the store's pending migrations (the directory's tables are
@@ -97,13 +87,9 @@ impl PostgresPresence {
             pool,
             node: node.to_string(),
             window,
-            mirror: tokio::sync::Mutex::default(),
-            back: Mutex::default(),
+            counts: NodeCounts::default(),
         });
-        // Joins with nothing; an earlier process with this node id is replaced.
-        let mirror = directory.mirror.lock().await;
-        directory.rejoin(&mirror).await?;
-        drop(mirror);
+        directory.counts.join(&*directory).await?;
         let (changes, queue) = mpsc::unbounded_channel();
         tokio::spawn(make_changes(directory.clone(), queue));
         Ok(PostgresPresence { directory, changes })
@@ -157,46 +143,10 @@ impl Directory {
         self.window.as_millis() as i64
     }
 
-    /// Writes this node's counts back; who was offline until now.
-    async fn rejoin(&self, mirror: &Mirror) -> Result<Vec<Present>, BusError> {
-        let (fields, counts): (Vec<String>, Vec<i64>) = mirror
-            .counts
-            .iter()
-            .map(|(field, count)| (field.clone(), *count))
-            .unzip();
-        let back: Vec<String> = within(
-            sqlx::query_scalar("SELECT presence_rejoin($1, $2, $3, $4)")
-                .bind(&self.node)
-                .bind(self.window_ms())
-                .bind(&fields)
-                .bind(&counts)
-                .fetch_one(&self.pool),
-        )
-        .await?;
-        let routes: Vec<String> = fields
-            .into_iter()
-            .filter(|field| field.starts_with("r:"))
-            .collect();
-        Ok(principals(&back, &routes))
-    }
-
-    /// One sweep, or `None` when this node was forgotten and must rejoin first.
-    async fn sweep_once(&self, leaving: bool) -> Result<Option<Vec<Present>>, BusError> {
-        let gone: Option<Vec<String>> = within(
-            sqlx::query_scalar("SELECT presence_sweep($1, $2, $3)")
-                .bind(&self.node)
-                .bind(self.window_ms())
-                .bind(leaving)
-                .fetch_one(&self.pool),
-        )
-        .await?;
-        Ok(gone.map(counted_and_routes))
-    }
-
     /// Makes `asked` in order, in one call (two when this node was forgotten and rejoins
     /// first); what each did.
     async fn change_all(&self, asked: &[(Present, i64)]) -> Result<Vec<PresenceChange>, BusError> {
-        let mut mirror = self.mirror.lock().await;
+        let mut mirror = self.counts.lock().await;
         // Applied against this node's counts as the earlier changes of the batch leave them.
         let mut counts: HashMap<String, i64> = HashMap::new();
         let prepared: Vec<Prepared> = asked
@@ -223,8 +173,7 @@ impl Directory {
         let changes = match self.call_changes(&prepared).await? {
             Some(changes) => changes,
             None => {
-                let back = self.rejoin(&mirror).await?;
-                self.back.lock().expect("presence poisoned").extend(back);
+                self.counts.rejoin_within_change(self, &mirror).await?;
                 self.call_changes(&prepared).await?.ok_or_else(|| {
                     BusError::Unreachable("the presence directory forgot this node again".into())
                 })?
@@ -289,6 +238,38 @@ impl Directory {
     }
 }
 
+impl SharedDirectory for Directory {
+    async fn rejoin(&self, mirror: &Mirror) -> Result<Vec<Present>, BusError> {
+        let (fields, counts): (Vec<String>, Vec<i64>) = mirror
+            .counts
+            .iter()
+            .map(|(field, count)| (field.clone(), *count))
+            .unzip();
+        let back: Vec<String> = within(
+            sqlx::query_scalar("SELECT presence_rejoin($1, $2, $3, $4)")
+                .bind(&self.node)
+                .bind(self.window_ms())
+                .bind(&fields)
+                .bind(&counts)
+                .fetch_one(&self.pool),
+        )
+        .await?;
+        Ok(principals(&back, &mirror.routes()))
+    }
+
+    async fn sweep_once(&self, leaving: bool) -> Result<Option<Vec<Present>>, BusError> {
+        let gone: Option<Vec<String>> = within(
+            sqlx::query_scalar("SELECT presence_sweep($1, $2, $3)")
+                .bind(&self.node)
+                .bind(self.window_ms())
+                .bind(leaving)
+                .fetch_one(&self.pool),
+        )
+        .await?;
+        Ok(gone.map(principals_among))
+    }
+}
+
 #[async_trait]
 impl PresenceDirectory for PostgresPresence {
     async fn change(&self, who: Present, delta: i64) -> Result<PresenceChange, BusError> {
@@ -326,23 +307,11 @@ impl PresenceDirectory for PostgresPresence {
     }
 
     async fn sweep(&self) -> Result<Swept, BusError> {
-        let mirror = self.directory.mirror.lock().await;
-        let mut back = std::mem::take(&mut *self.directory.back.lock().expect("presence poisoned"));
-        let gone = match self.directory.sweep_once(false).await? {
-            Some(gone) => gone,
-            None => {
-                back.extend(self.directory.rejoin(&mirror).await?);
-                self.directory.sweep_once(false).await?.unwrap_or_default()
-            }
-        };
-        Ok(Swept { gone, back })
+        self.directory.counts.sweep(&*self.directory).await
     }
 
     async fn leave(&self) -> Result<Vec<Present>, BusError> {
-        let mut mirror = self.directory.mirror.lock().await;
-        let gone = self.directory.sweep_once(true).await?.unwrap_or_default();
-        mirror.counts.clear();
-        Ok(gone)
+        self.directory.counts.leave(&*self.directory).await
     }
 
     fn window(&self) -> Duration {
