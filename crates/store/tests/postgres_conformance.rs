@@ -4,6 +4,7 @@
 use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_bus::testing::free_port;
 use switchboard_store::conformance::{visitor_text, world, Fixture, World};
 use switchboard_store::testing::{admin_url, TempDatabase};
 use switchboard_store::{conformance_tests, PostgresStore, Store};
@@ -194,11 +195,7 @@ async fn connections_ended_while_in_steady_use_fail_one_request_not_one_each() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_an_error() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let url = format!("postgres://postgres@127.0.0.1:{port}/x");
+    let url = format!("postgres://postgres@127.0.0.1:{}/x", free_port());
     assert!(PostgresStore::connect(&url).await.is_err());
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_bus::presence_conformance::{PresenceFixture, WINDOW};
 use switchboard_bus::presence_conformance_tests;
+use switchboard_bus::testing::free_port;
 use switchboard_store::testing::TempDatabase;
 use switchboard_store::PostgresPresence;
 
@@ -28,11 +29,7 @@ presence_conformance_tests!(postgres());
 
 #[tokio::test]
 async fn an_unreachable_server_is_refused_with_a_reason() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let url = format!("postgres://postgres@127.0.0.1:{port}/x");
+    let url = format!("postgres://postgres@127.0.0.1:{}/x", free_port());
     let refused = PostgresPresence::connect(&url, "lonely", Duration::from_secs(5)).await;
     let reason = refused.err().expect("nothing listens there").to_string();
     assert!(reason.contains("unreachable"), "{reason}");
